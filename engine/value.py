@@ -1,0 +1,208 @@
+"""A scalar that remembers how it was computed, and reverse-mode autodiff over such scalars.
+
+Each operation stores, beside its result, the local derivative of the result with respect to
+each child (`_local`), instead of a backward closure: the graph then has no reference cycles, so
+it is freed by reference counting alone, and `backward()` is one flat loop of
+`child.grad += local * out.grad` in reverse topological order (no recursion).
+
+Numerics:
+- `tanh` and `sigmoid` are computed in overflow-free forms (`tanh(±1000) == ±1`).
+- `exp` of a too-large number gives `inf` (as IEEE floats do), with an `inf` derivative, so a
+  diverging training run shows up as an infinite loss rather than as an exception.
+- `log` of a non-positive number and division by zero raise `ValueError` / `ZeroDivisionError`
+  naming the operation and the operand.
+- A zero gradient flowing into a node contributes nothing, even through an infinite local
+  derivative (no `0 * inf = nan`).
+"""
+
+from __future__ import annotations
+
+import math
+from operator import mul
+from collections.abc import Callable, Iterable, Sequence
+
+Number = int | float
+
+
+def sigmoid(x: float) -> float:
+    """The logistic function, without overflow for large |x|."""
+    if x >= 0.0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+def _exp(x: float) -> float:
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf
+
+
+class Value:
+    """A scalar with a gradient; arithmetic on Values builds the expression graph."""
+
+    __slots__ = ("data", "grad", "_prev", "_local", "_op", "label")
+
+    def __init__(
+        self,
+        data: Number,
+        _children: tuple[Value, ...] = (),
+        _op: str = "",
+        label: str = "",
+        _local: tuple[float, ...] | Callable[[float], None] = (),
+    ):
+        self.data = data
+        self.grad = 0.0
+        self._prev = _children
+        self._local = _local
+        self._op = _op
+        self.label = label
+
+    # -- arithmetic: each result carries d(result)/d(child) for its children, in order --------
+
+    def __add__(self, other: Value | Number) -> Value:
+        other = other if isinstance(other, Value) else Value(other)
+        return Value(self.data + other.data, (self, other), "+", _local=(1.0, 1.0))
+
+    def __mul__(self, other: Value | Number) -> Value:
+        other = other if isinstance(other, Value) else Value(other)
+        return Value(self.data * other.data, (self, other), "*", _local=(other.data, self.data))
+
+    def __sub__(self, other: Value | Number) -> Value:
+        other = other if isinstance(other, Value) else Value(other)
+        return Value(self.data - other.data, (self, other), "-", _local=(1.0, -1.0))
+
+    def __truediv__(self, other: Value | Number) -> Value:
+        other = other if isinstance(other, Value) else Value(other)
+        b = other.data
+        if b == 0:
+            raise ZeroDivisionError(f"Value division: divisor is zero ({self.data!r} / {b!r})")
+        return Value(self.data / b, (self, other), "/", _local=(1.0 / b, -self.data / (b * b)))
+
+    def __pow__(self, other: Value | Number) -> Value:
+        a = self.data
+        if isinstance(other, Value):
+            if a <= 0:
+                raise ValueError(f"Value power: base must be positive for a Value exponent, got {a!r}")
+            out = a**other.data
+            return Value(out, (self, other), "**", _local=(other.data * a ** (other.data - 1), out * math.log(a)))
+        if not isinstance(other, (int, float)):
+            return NotImplemented
+        if a == 0 and other < 0:
+            raise ZeroDivisionError(f"Value power: zero raised to a negative power ({a!r} ** {other!r})")
+        return Value(a**other, (self,), f"**{other}", _local=(other * a ** (other - 1),))
+
+    def __rpow__(self, other: Number) -> Value:
+        return Value(other) ** self
+
+    def __neg__(self) -> Value:
+        return Value(-self.data, (self,), "neg", _local=(-1.0,))
+
+    def __radd__(self, other: Number) -> Value:
+        return Value(other) + self
+
+    def __rsub__(self, other: Number) -> Value:
+        return Value(other) - self
+
+    def __rmul__(self, other: Number) -> Value:
+        return Value(other) * self
+
+    def __rtruediv__(self, other: Number) -> Value:
+        return Value(other) / self
+
+    # -- elementwise functions -----------------------------------------------------------------
+
+    def relu(self) -> Value:
+        x = self.data
+        return Value(x if x > 0 else 0.0, (self,), "ReLU", _local=(1.0 if x > 0 else 0.0,))
+
+    def tanh(self) -> Value:
+        t = math.tanh(self.data)
+        return Value(t, (self,), "tanh", _local=(1.0 - t * t,))
+
+    def sigmoid(self) -> Value:
+        s = sigmoid(self.data)
+        return Value(s, (self,), "sigmoid", _local=(s * (1.0 - s),))
+
+    def exp(self) -> Value:
+        e = _exp(self.data)
+        return Value(e, (self,), "exp", _local=(e,))
+
+    def log(self) -> Value:
+        x = self.data
+        if x <= 0:
+            raise ValueError(f"Value.log: operand must be positive, got {x!r}")
+        return Value(math.log(x), (self,), "log", _local=(1.0 / x,))
+
+    # -- autodiff ------------------------------------------------------------------------------
+
+    def backward(self) -> None:
+        """Set `grad` of every value this one depends on to d(self)/d(value).
+
+        Leaves accumulate (call `zero_grad` between steps); interior nodes are reset first, so
+        calling `backward()` twice on one graph doubles the leaves' gradients and nothing else.
+        """
+        topo = self.topological_order()
+        for v in topo:
+            if v._prev:
+                v.grad = 0.0
+        self.grad = 1.0
+        for v in reversed(topo):
+            local = v._local
+            if local.__class__ is tuple:
+                g = v.grad
+                if g:
+                    for c, d in zip(v._prev, local):
+                        c.grad += d * g
+            else:
+                local(v.grad)
+
+    def topological_order(self) -> list[Value]:
+        """Every value reachable from this one, children before parents; iterative and in a
+        fixed order (children in the order they were given), so it is the same in every process."""
+        topo: list[Value] = []
+        seen: set[Value] = set()
+        stack: list[tuple[Value, bool]] = [(self, False)]
+        while stack:
+            v, expanded = stack.pop()
+            if expanded:
+                topo.append(v)
+            elif v not in seen:
+                seen.add(v)
+                stack.append((v, True))
+                stack.extend((c, False) for c in reversed(v._prev) if c not in seen)
+        return topo
+
+    def __repr__(self) -> str:
+        return f"Value(data={self.data!r}, grad={self.grad!r})"
+
+
+# -- fused n-ary nodes: one node where the unfused graph would have a chain of binary ones -----
+
+
+def vsum(values: Iterable[Value]) -> Value:
+    """Sum of many Values as one node (d/dv_i = 1)."""
+    vs = tuple(values)
+    return Value(math.fsum(v.data for v in vs), vs, "sum", _local=(1.0,) * len(vs))
+
+
+def linear(w: Sequence[Value], x: Sequence[Value | Number], b: Value | None = None) -> Value:
+    """sum_i w_i * x_i (+ b) as one node: d/dw_i = x_i, d/dx_i = w_i, d/db = 1.
+
+    Inputs that are plain numbers are constants: they get no gradient and no node.
+    """
+    wd = [wi.data for wi in w]
+    xd = [xi.data if isinstance(xi, Value) else xi for xi in x]
+    out = sum(map(mul, wd, xd), 0.0)
+    children: list[Value] = list(w)
+    local: list[float] = xd[:]
+    for xi, wi in zip(x, wd):
+        if isinstance(xi, Value):
+            children.append(xi)
+            local.append(wi)
+    if b is not None:
+        out += b.data
+        children.append(b)
+        local.append(1.0)
+    return Value(out, tuple(children), "linear", _local=tuple(local))
