@@ -18,8 +18,8 @@ Numerics:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from operator import mul
-from collections.abc import Callable, Iterable, Sequence
 
 Number = int | float
 
@@ -162,16 +162,21 @@ class Value:
         """Every value reachable from this one, children before parents; iterative and in a
         fixed order (children in the order they were given), so it is the same in every process."""
         topo: list[Value] = []
-        seen: set[Value] = set()
-        stack: list[tuple[Value, bool]] = [(self, False)]
+        seen = {self}
+        # each frame is a node and the iterator over its children still to visit
+        stack: list[tuple[Value, Iterator[Value]]] = [(self, iter(self._prev))]
         while stack:
-            v, expanded = stack.pop()
-            if expanded:
+            v, children = stack[-1]
+            for c in children:
+                if c not in seen:
+                    seen.add(c)
+                    if c._prev:
+                        stack.append((c, iter(c._prev)))
+                        break
+                    topo.append(c)  # a leaf: no frame needed
+            else:
+                stack.pop()
                 topo.append(v)
-            elif v not in seen:
-                seen.add(v)
-                stack.append((v, True))
-                stack.extend((c, False) for c in reversed(v._prev) if c not in seen)
         return topo
 
     def __repr__(self) -> str:
