@@ -1,0 +1,86 @@
+"""Losses, each one fused node: the value is computed on floats, and d(loss)/d(input) for every
+input is stored beside it, so a loss over n samples costs one node instead of ~5n.
+
+All data losses are means over samples. Each docstring gives the loss and its derivative.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from engine.value import Value, sigmoid
+
+
+def _check(name: str, xs: Sequence[object], ys: Sequence[object]) -> int:
+    n = len(xs)
+    if n == 0 or n != len(ys):
+        raise ValueError(f"{name}: need one target per prediction (n > 0), got {n} and {len(ys)}")
+    return n
+
+
+def hinge_loss(scores: Sequence[Value], y: Sequence[int]) -> Value:
+    """mean_i max(0, 1 - y_i s_i), y_i in {-1, +1}; d/ds_i = -y_i / n where the margin is < 1."""
+    n = _check("hinge_loss", scores, y)
+    for i, yi in enumerate(y):
+        if yi not in (-1, 1):
+            raise ValueError(
+                f"hinge_loss: labels must be -1 or +1, got {yi!r} at index {i}; map 0/1 to 2*y - 1"
+            )
+    margins = [1.0 - yi * s.data for s, yi in zip(scores, y, strict=True)]
+    out = math.fsum(m for m in margins if m > 0) / n
+    local = tuple(-yi / n if m > 0 else 0.0 for m, yi in zip(margins, y, strict=True))
+    return Value(out, tuple(scores), "hinge", _local=local)
+
+
+def bce_with_logits(logits: Sequence[Value], y: Sequence[float]) -> Value:
+    """mean_i [log(1 + e^z_i) - y_i z_i], y_i in [0, 1]; d/dz_i = (sigmoid(z_i) - y_i) / n.
+
+    log(1 + e^z) is written max(z, 0) + log1p(e^-|z|), which never overflows.
+    """
+    n = _check("bce_with_logits", logits, y)
+    for i, yi in enumerate(y):
+        if not 0 <= yi <= 1:
+            raise ValueError(f"bce_with_logits: targets must be in [0, 1], got {yi!r} at index {i}")
+    pairs = [(z.data, yi) for z, yi in zip(logits, y, strict=True)]
+    out = math.fsum(max(z, 0.0) + math.log1p(math.exp(-abs(z))) - yi * z for z, yi in pairs) / n
+    local = tuple((sigmoid(z) - yi) / n for z, yi in pairs)
+    return Value(out, tuple(logits), "bce", _local=local)
+
+
+def mse_loss(preds: Sequence[Value], targets: Sequence[float]) -> Value:
+    """mean_i (p_i - t_i)^2; d/dp_i = 2 (p_i - t_i) / n."""
+    n = _check("mse_loss", preds, targets)
+    diffs = [p.data - t for p, t in zip(preds, targets, strict=True)]
+    out = math.fsum(d * d for d in diffs) / n
+    return Value(out, tuple(preds), "mse", _local=tuple(2.0 * d / n for d in diffs))
+
+
+def cross_entropy(logits: Sequence[Sequence[Value]], y: Sequence[int]) -> Value:
+    """mean_i [logsumexp(z_i) - z_i,y_i], y_i in 0..k-1; d/dz_ij = (softmax(z_i)_j - [j = y_i]) / n.
+
+    The max logit is subtracted before exponentiating, so huge logits do not overflow.
+    """
+    n = _check("cross_entropy", logits, y)
+    children: list[Value] = []
+    local: list[float] = []
+    terms: list[float] = []
+    for i, (row, yi) in enumerate(zip(logits, y, strict=True)):
+        k = len(row)
+        if not (isinstance(yi, int) and 0 <= yi < k):
+            raise ValueError(f"cross_entropy: label {yi!r} at index {i} is not in 0..{k - 1}")
+        zs = [z.data for z in row]
+        m = max(zs)
+        es = [math.exp(z - m) for z in zs]
+        total = math.fsum(es)
+        terms.append(m + math.log(total) - zs[yi])
+        children.extend(row)
+        local.extend((e / total - (j == yi)) / n for j, e in enumerate(es))
+    return Value(math.fsum(terms) / n, tuple(children), "cross_entropy", _local=tuple(local))
+
+
+def l2_penalty(params: Sequence[Value], alpha: float) -> Value:
+    """alpha * sum_i p_i^2; d/dp_i = 2 alpha p_i."""
+    ps = tuple(params)
+    out = alpha * math.fsum(p.data * p.data for p in ps)
+    return Value(out, ps, "l2", _local=tuple(2.0 * alpha * p.data for p in ps))
