@@ -36,8 +36,9 @@ class Module:
                 f"state does not fit this model: missing {sorted(missing)[:3]}, "
                 f"unexpected {sorted(unexpected)[:3]}"
             )
+        values = {name: float(state[name]) for name in params}  # all or nothing if one is bad
         for name, p in params.items():
-            p.data = float(state[name])
+            p.data = values[name]
 
 
 class Neuron(Module):
@@ -65,7 +66,9 @@ class Neuron(Module):
 class Layer(Module):
     """`nout` neurons that read the same inputs."""
 
-    def __init__(self, nin: int, nout: int, activation: str = "relu", rng: random.Random | None = None):
+    def __init__(
+        self, nin: int, nout: int, activation: str = "relu", rng: random.Random | None = None
+    ):
         rng = rng if rng is not None else random.Random(0)
         self.neurons = [Neuron(nin, activation, rng) for _ in range(nout)]
 
@@ -96,6 +99,8 @@ class MLP(Module):
     ):
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; choose one of {ACTIVATIONS}")
+        if nin < 1 or not nouts or min(nouts) < 1:
+            raise ValueError(f"MLP needs nin >= 1 and one or more layers >= 1, got {nin}, {nouts}")
         rng = rng if rng is not None else random.Random(0)
         sizes = [nin, *nouts]
         self.activation = activation
