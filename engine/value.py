@@ -8,7 +8,8 @@ it is freed by reference counting alone, and `backward()` is one flat loop of
 Numerics:
 - `tanh` and `sigmoid` are computed in overflow-free forms (`tanh(±1000) == ±1`).
 - `exp` of a too-large number gives `inf` (as IEEE floats do), with an `inf` derivative, so a
-  diverging training run shows up as an infinite loss rather than as an exception.
+  diverging training run shows up as an infinite loss rather than as an exception; so does a
+  power whose result overflows (`x ** 2` for huge `x`, as `x * x` already does).
 - `log` of a non-positive number and division by zero raise `ValueError` / `ZeroDivisionError`
   naming the operation and the operand.
 - A zero gradient flowing into a node contributes nothing, even through an infinite local
@@ -37,6 +38,13 @@ def _exp(x: float) -> float:
         return math.exp(x)
     except OverflowError:
         return math.inf
+
+
+def _pow(a: float, p: float) -> float:
+    try:
+        return a**p
+    except OverflowError:
+        return -math.inf if a < 0 and p % 2 == 1 else math.inf
 
 
 class Value:
@@ -78,20 +86,26 @@ class Value:
         b = other.data
         if b == 0:
             raise ZeroDivisionError(f"Value division: divisor is zero ({self.data!r} / {b!r})")
-        return Value(self.data / b, (self, other), "/", _local=(1.0 / b, -self.data / (b * b)))
+        out = self.data / b  # -out / b, not -a / (b * b): b * b underflows to 0 for tiny b
+        return Value(out, (self, other), "/", _local=(1.0 / b, -out / b))
 
     def __pow__(self, other: Value | Number) -> Value:
         a = self.data
         if isinstance(other, Value):
+            p = other.data
             if a <= 0:
-                raise ValueError(f"Value power: base must be positive for a Value exponent, got {a!r}")
-            out = a**other.data
-            return Value(out, (self, other), "**", _local=(other.data * a ** (other.data - 1), out * math.log(a)))
+                raise ValueError(f"Value power: a Value exponent needs a positive base, got {a!r}")
+            out = _pow(a, p)
+            return Value(out, (self, other), "**", _local=(p * _pow(a, p - 1), out * math.log(a)))
         if not isinstance(other, (int, float)):
             return NotImplemented
         if a == 0 and other < 0:
-            raise ZeroDivisionError(f"Value power: zero raised to a negative power ({a!r} ** {other!r})")
-        return Value(a**other, (self,), f"**{other}", _local=(other * a ** (other - 1),))
+            raise ZeroDivisionError(f"Value power: zero to a negative power ({a!r} ** {other!r})")
+        if a < 0 and not float(other).is_integer():
+            raise ValueError(f"Value power: negative base, fractional power ({a!r} ** {other!r})")
+        # at a == 0: d(x**0)/dx = 0, and d(x**p)/dx = inf for 0 < p < 1 (Python would raise)
+        d = 0.0 if other == 0 else math.inf if a == 0 and other < 1 else other * _pow(a, other - 1)
+        return Value(_pow(a, other), (self,), f"**{other}", _local=(d,))
 
     def __rpow__(self, other: Number) -> Value:
         return Value(other) ** self
@@ -153,7 +167,7 @@ class Value:
             if local.__class__ is tuple:
                 g = v.grad
                 if g:
-                    for c, d in zip(v._prev, local):
+                    for c, d in zip(v._prev, local):  # noqa: B905 (hot loop; equal lengths)
                         c.grad += d * g
             else:
                 local(v.grad)
@@ -197,12 +211,14 @@ def linear(w: Sequence[Value], x: Sequence[Value | Number], b: Value | None = No
 
     Inputs that are plain numbers are constants: they get no gradient and no node.
     """
+    if len(w) != len(x):
+        raise ValueError(f"linear: {len(w)} weights but {len(x)} inputs")
     wd = [wi.data for wi in w]
     xd = [xi.data if isinstance(xi, Value) else xi for xi in x]
     out = sum(map(mul, wd, xd), 0.0)
     children: list[Value] = list(w)
     local: list[float] = xd[:]
-    for xi, wi in zip(x, wd):
+    for xi, wi in zip(x, wd, strict=True):
         if isinstance(xi, Value):
             children.append(xi)
             local.append(wi)
