@@ -1,0 +1,314 @@
+"""Run configs: one YAML file (plus `--set` overrides) in, one frozen, validated RunConfig out.
+
+Validation happens here, once, before anything runs; every problem is a ConfigError whose
+message names the file, the dotted field and the fix. `describe_keys()` documents every key.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from engine.nn import ACTIVATIONS
+from runner.errors import ConfigError
+from runner.schema import (
+    Source,
+    above,
+    at_least,
+    build,
+    describe,
+    each,
+    in_range,
+    nonempty,
+    opt,
+    plain,
+    read_yaml,
+)
+
+if TYPE_CHECKING:
+    from runner.datasets import Dataset
+
+KINDS = ("moons", "circles", "blobs", "xor", "spirals", "csv")
+LOSSES = ("hinge", "bce", "mse", "cross_entropy")
+BINARY_LOSSES = ("hinge", "bce", "mse")
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("constant", "linear", "cosine", "step")
+_FIXED_CLASSES = {"moons": 2, "circles": 2, "xor": 2}
+_DEFAULT_CLASSES = {"spirals": 3, "blobs": 3}
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    kind: str = opt("moons", "which dataset to build", choices=KINDS)
+    n_samples: int = opt(
+        100, "number of points generated (not csv)", check=above(0, "use e.g. 100")
+    )
+    noise: float = opt(
+        0.1, "std of the gaussian noise (spirals: on the angle)", check=at_least(0, "use e.g. 0.1")
+    )
+    n_classes: int | None = opt(
+        2,
+        "classes of spirals/blobs (default 3); moons, circles, xor have 2; csv counts them",
+        check=at_least(2, "use 2 or more"),
+    )
+    test_fraction: float = opt(
+        0.2,
+        "share of the points held out as a test split",
+        check=in_range(0, 1, "use e.g. 0.2, or 0.0 for no test split"),
+    )
+    standardize: bool = opt(False, "scale features to mean 0, std 1 (train-split statistics)")
+    path: str | None = opt(None, "csv: the data file, relative to the config file")
+    label: str | None = opt(None, "csv: the column holding the class labels")
+    features: tuple[str, ...] | None = opt(
+        None,
+        "csv: the feature columns (default: all others)",
+        check=nonempty("list one or more columns, or remove the key"),
+    )
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    hidden: tuple[int, ...] = opt(
+        (16, 16),
+        "sizes of the hidden layers",
+        check=each(above(0, "use e.g. [16, 16]"), "list at least one layer size, e.g. [16]"),
+    )
+    activation: str = opt("relu", "activation of the hidden layers", choices=ACTIVATIONS)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    steps: int = opt(100, "number of optimizer steps", check=above(0, "use e.g. 100"))
+    loss: str = opt("hinge", "training loss; hinge, bce and mse need 2 classes", choices=LOSSES)
+    l2: float = opt(
+        1e-4,
+        "weight of the L2 penalty added to the loss",
+        check=at_least(0, "use e.g. 1.0e-4 or 0"),
+    )
+    optimizer: str = opt("sgd", "optimizer", choices=OPTIMIZERS)
+    lr: float = opt(
+        0.1,
+        "learning rate (the start value of the schedule)",
+        check=above(0, "set a positive learning rate"),
+    )
+    momentum: float = opt(0.0, "sgd momentum", check=in_range(0, 1, "use e.g. 0.9, or 0 for none"))
+    weight_decay: float = opt(
+        0.0,
+        "weight decay the optimizer adds to each gradient",
+        check=at_least(0, "use e.g. 1.0e-4 or 0"),
+    )
+    betas: tuple[float, float] = opt(
+        (0.9, 0.999),
+        "adam moment decay rates",
+        check=each(in_range(0, 1, "use e.g. [0.9, 0.999]"), "use e.g. [0.9, 0.999]"),
+    )
+    eps: float = opt(1e-8, "adam epsilon", check=above(0, "use e.g. 1.0e-8"))
+    schedule: str = opt("constant", "learning-rate schedule over the steps", choices=SCHEDULES)
+    step_size: int = opt(30, "step schedule: steps between decays", check=above(0, "use e.g. 30"))
+    gamma: float = opt(
+        0.1, "step schedule: factor applied at each decay", check=above(0, "use e.g. 0.1")
+    )
+    batch_size: int | None = opt(
+        None,
+        "minibatch size; null trains on the full batch",
+        check=above(0, "use e.g. 32, or null for full batch"),
+    )
+    eval_every: int = opt(10, "steps between test-split evaluations", check=above(0, "use e.g. 10"))
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    uri: str | None = opt(None, "MLflow tracking URI (--tracking-uri and MLFLOW_TRACKING_URI win)")
+    experiment: str | None = opt(None, "MLflow experiment (default: the run's name)")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    name: str | None = opt(None, "run name (default: the config file's name without .yaml)")
+    seed: int = opt(
+        0,
+        "seed of every random draw: data, split, weights, batches",
+        check=at_least(0, "use e.g. 1337"),
+    )
+    dataset: DatasetConfig = opt(DatasetConfig, "")
+    model: ModelConfig = opt(ModelConfig, "")
+    training: TrainingConfig = opt(TrainingConfig, "")
+    tracking: TrackingConfig = opt(TrackingConfig, "")
+    # Where the config came from; not part of its identity.
+    source: str = dataclasses.field(default="", compare=False)
+    base_dir: str = dataclasses.field(default=".", compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config as plain nested data (tuples as lists), without its source."""
+        return plain(self)
+
+
+def load_run_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
+    """Read, override and validate a run config file."""
+    data = read_yaml(path)
+    data, keys = apply_overrides(data, overrides, str(path))
+    src = Source(str(path), keys)
+    return _from_dict(data, src, str(Path(path).resolve().parent), Path(path).stem)
+
+
+def run_config_from_dict(
+    data: dict[str, Any], source: str = "<dict>", base_dir: str = "."
+) -> RunConfig:
+    """Validate plain config data (as from `to_dict()` or a sweep) into a RunConfig."""
+    return _from_dict(data, Source(source), base_dir, Path(source).stem or "run")
+
+
+def parse_override(text: str, file: str = "") -> tuple[str, Any]:
+    """`"a.b=value"` -> ("a.b", value), the value read as a YAML scalar or flow collection."""
+    key, eq, raw = text.partition("=")
+    key = key.strip()
+    prefix = f"{file}: " if file else ""
+    if not eq or not key or any(not part.strip() for part in key.split(".")):
+        raise ConfigError(
+            f"{prefix}--set {text}: expected KEY=VALUE; write e.g. --set training.lr=0.05"
+        )
+    if not raw.strip():
+        raise ConfigError(f"{prefix}--set {key}: empty value; write e.g. {key}=null to unset it")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.constructor.ConstructorError:
+        raise ConfigError(
+            f"{prefix}--set {key}: YAML tags are not allowed; write a plain value"
+        ) from None
+    except yaml.YAMLError as e:
+        problem = getattr(e, "problem", None) or "cannot parse"
+        raise ConfigError(
+            f"{prefix}--set {key}: malformed value {raw!r} ({problem}); write e.g. 0.05 or [8, 8]"
+        ) from None
+    return key, value
+
+
+def apply_overrides(
+    data: dict[str, Any], overrides: Sequence[str], file: str = ""
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """A copy of `data` with every `--set KEY=VALUE` applied, and the keys that were set."""
+    data = copy.deepcopy(data)
+    keys = []
+    for text in overrides:
+        key, value = parse_override(text, file)
+        node, parts = data, key.split(".")
+        for i, part in enumerate(parts[:-1]):
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                section = ".".join(parts[: i + 1])
+                raise ConfigError(
+                    f"{file}: --set {key}: {section} is not a section; set {section}=... instead"
+                )
+        node[parts[-1]] = value
+        keys.append(key)
+    return data, tuple(keys)
+
+
+def _from_dict(data: dict[str, Any], src: Source, base_dir: str, stem: str) -> RunConfig:
+    data = dict(data)
+    if isinstance(data.get("dataset"), dict):
+        data["dataset"] = {"n_classes": None, **data["dataset"]}  # None: the kind's own default
+    cfg = build(RunConfig, data, src)
+    ds = cfg.dataset
+    n_classes = ds.n_classes if ds.n_classes is not None else _DEFAULT_CLASSES.get(ds.kind, 2)
+    ds = dataclasses.replace(ds, n_classes=None if ds.kind == "csv" else n_classes)
+    cfg = dataclasses.replace(
+        cfg, name=cfg.name or stem, dataset=ds, source=src.file, base_dir=base_dir
+    )
+    _check(cfg, src, explicit_classes=data.get("dataset", {}).get("n_classes"))
+    return cfg
+
+
+def _check(cfg: RunConfig, src: Source, explicit_classes: Any) -> None:
+    """The rules that involve more than one field."""
+    ds, kind = cfg.dataset, cfg.dataset.kind
+    if kind == "csv":
+        for key in ("path", "label"):
+            if getattr(ds, key) is None:
+                raise src.error(f"dataset.{key}", f"required for kind csv; set dataset.{key}")
+        if explicit_classes is not None:
+            raise src.error(
+                "dataset.n_classes",
+                "csv counts its classes from the label column; remove dataset.n_classes",
+            )
+        if ds.features is not None and ds.label in ds.features:
+            raise src.error(
+                "dataset.features",
+                f"lists the label column {ds.label!r}; remove it from dataset.features",
+            )
+        if ds.features is not None and len(set(ds.features)) != len(ds.features):
+            raise src.error("dataset.features", "lists a column twice; list each column once")
+        return
+    for key in ("path", "label", "features"):
+        if getattr(ds, key) is not None:
+            raise src.error(
+                f"dataset.{key}",
+                f"only used with kind csv; set dataset.kind: csv or remove dataset.{key}",
+            )
+    if kind in _FIXED_CLASSES and ds.n_classes != _FIXED_CLASSES[kind]:
+        raise src.error(
+            "dataset.n_classes",
+            f"{kind} always has {_FIXED_CLASSES[kind]} classes, got {ds.n_classes}; "
+            "remove dataset.n_classes or use kind spirals or blobs",
+        )
+    if ds.n_samples < 2 * ds.n_classes:
+        raise src.error(
+            "dataset.n_samples",
+            f"must be at least 2 per class ({2 * ds.n_classes}), got {ds.n_samples}; "
+            "raise dataset.n_samples",
+        )
+    problem = _loss_problem(cfg.training.loss, ds.n_classes, f"the {kind} dataset")
+    if problem:
+        raise src.error("training.loss", problem)
+
+
+def _loss_problem(loss: str, n_classes: int, what: str) -> str | None:
+    if loss in BINARY_LOSSES and n_classes != 2:
+        return (
+            f"{loss} needs exactly 2 classes, but {what} has {n_classes}; "
+            "use training.loss: cross_entropy"
+        )
+    if n_classes < 2:
+        return f"{loss} needs at least 2 classes, but {what} has {n_classes}; use other data"
+    return None
+
+
+def check_loss_fits(cfg: RunConfig, dataset: Dataset) -> None:
+    """Raise ConfigError if the training loss cannot fit the dataset's classes (for csv data)."""
+    what = f"the label column {cfg.dataset.label!r}" if cfg.dataset.kind == "csv" else "the dataset"
+    problem = _loss_problem(cfg.training.loss, dataset.n_classes, what)
+    if problem:
+        raise Source(cfg.source).error("training.loss", problem)
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts -> one dict with dotted keys; lists and other leaves stay as they are."""
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def config_hash(cfg: RunConfig) -> str:
+    """A stable identity of the resolved config: sha256 of its canonical JSON, minus tracking."""
+    d = cfg.to_dict()
+    del d["tracking"]  # where a run is recorded does not change what it computes
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
+
+
+def describe_keys() -> str:
+    """Every config key with its default and meaning, one per line (for --help and the README)."""
+    rows = describe(RunConfig)
+    width = max(len(k) + len(d) for k, d, _ in rows) + 3
+    return "\n".join(f"{k}: {d}".ljust(width) + f"  {doc}" for k, d, doc in rows)
