@@ -48,26 +48,37 @@ class _Collect:
 class _Backprop:
     """Backward rule of the fused network node: runs once all outputs have deposited."""
 
+    __slots__ = ("model", "acts", "gout")
+
     def __init__(self, model: MLP, acts: list[list[list[float]]], gout: list[list[float]]):
         self.model, self.acts, self.gout = model, acts, gout
 
     def __call__(self, _g: float) -> None:
-        layers, acts = self.model.layers, self.acts
-        g = self.gout  # d loss / d (output of layer li), one row per sample
+        layers = self.model.layers
+        g = self.gout  # d loss / d z (pre-activation) of the last layer, which is linear
         for li in range(len(layers) - 1, -1, -1):
-            neurons = layers[li].neurons
-            if li < len(layers) - 1:  # through the activation: g * f'(z), f' from a = f(z)
-                df = _ACT[neurons[0].activation][1]
-                g = [[gj * df(aj) for gj, aj in zip(gr, ar)] for gr, ar in zip(g, acts[li + 1])]
-            g_by_neuron = list(zip(*g))
-            x_by_input = list(zip(*acts[li]))
-            for n, gn in zip(neurons, g_by_neuron):
-                for w, xi in zip(n.w, x_by_input):
-                    w.grad += sum(map(mul, gn, xi))
+            neurons, x = layers[li].neurons, self.acts[li]  # x: this layer's inputs, by row
+            x_by_input = list(zip(*x, strict=True))
+            for n, gn in zip(neurons, zip(*g, strict=True), strict=True):
+                for w, xk in zip(n.w, x_by_input, strict=True):
+                    w.grad += sum(map(mul, gn, xk))  # d loss / dw_jk = sum over rows g_j x_k
                 n.b.grad += sum(gn)
-            if li:
-                w_by_input = list(zip(*[[w.data for w in n.w] for n in neurons]))
-                g = [[sum(map(mul, wi, gr)) for wi in w_by_input] for gr in g]
+            if not li:
+                break
+            # d loss / d z of the layer below: f'(z) * (W^T g), with f' read off a = f(z) = x
+            wt = list(zip(*[[w.data for w in n.w] for n in neurons], strict=True))
+            act = layers[li - 1].neurons[0].activation
+            if act == "relu":  # skip the sums that the mask zeroes (often half of them)
+                g = [
+                    [sum(map(mul, wk, gr)) if a > 0 else 0.0 for wk, a in zip(wt, xr, strict=True)]
+                    for gr, xr in zip(g, x, strict=True)
+                ]
+            else:
+                df = _ACT[act][1]
+                g = [
+                    [df(a) * sum(map(mul, wk, gr)) for wk, a in zip(wt, xr, strict=True)]
+                    for gr, xr in zip(g, x, strict=True)
+                ]
 
 
 def forward_batch(model: MLP, X: Sequence[Sequence[float]]) -> list[list[Value]]:
@@ -80,10 +91,14 @@ def forward_batch(model: MLP, X: Sequence[Sequence[float]]) -> list[list[Value]]
         a = [[f(sum(map(mul, w, x), 0.0) + b) for w, b in wb] for x in a]
         acts.append(a)
     gout = [[0.0] * len(row) for row in a]
-    params = tuple(model.parameters())
-    net = Value(0.0, params, "mlp", label=f"MLP{model.sizes} x {len(a)} rows",
-                _local=_Backprop(model, acts, gout))
+    net = Value(
+        0.0,
+        tuple(model.parameters()),
+        "mlp",
+        label=f"MLP{model.sizes} x {len(a)} rows",
+        _local=_Backprop(model, acts, gout),
+    )
     return [
         [Value(z, (net,), "out", _local=_Collect(gr, k)) for k, z in enumerate(row)]
-        for row, gr in zip(a, gout)
+        for row, gr in zip(a, gout, strict=True)
     ]
