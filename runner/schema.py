@@ -175,7 +175,10 @@ def convert(value: Any, tp: Any, src: Source, path: str) -> Any:
         return tuple(convert(v, t, src, f"{path}[{i}]") for i, (v, t) in pairs)
     if origin is dict:
         if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-            raise src.error(path, f"must be a mapping with text keys, got {_kind(value)}")
+            raise src.error(
+                path,
+                f"must be a mapping with text keys, got {_kind(value)}; write `key: value` pairs",
+            )
         return {k: convert(v, args[1], src, f"{path}.{k}") for k, v in value.items()}
     if tp is float:
         if isinstance(value, str) and _DOTLESS_FLOAT.fullmatch(value.strip()):
@@ -191,7 +194,7 @@ def convert(value: Any, tp: Any, src: Source, path: str) -> Any:
         return value
     if tp is bool:
         if not isinstance(value, bool):
-            raise src.error(path, f"must be true or false, got {_kind(value)}")
+            raise src.error(path, f"must be true or false, got {_kind(value)}; write true or false")
         return value
     if tp is str:
         if not isinstance(value, str):
