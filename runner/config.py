@@ -6,7 +6,6 @@ message names the file, the dotted field and the fix. `describe_keys()` document
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import hashlib
 import json
@@ -15,13 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from engine.nn import ACTIVATIONS
-from runner.errors import ConfigError
 from runner.schema import (
     Source,
     above,
+    apply_overrides,
     at_least,
     build,
     describe,
@@ -164,52 +161,6 @@ def run_config_from_dict(
 ) -> RunConfig:
     """Validate plain config data (as from `to_dict()` or a sweep) into a RunConfig."""
     return _from_dict(data, Source(source), base_dir, Path(source).stem or "run")
-
-
-def parse_override(text: str, file: str = "") -> tuple[str, Any]:
-    """`"a.b=value"` -> ("a.b", value), the value read as a YAML scalar or flow collection."""
-    key, eq, raw = text.partition("=")
-    key = key.strip()
-    prefix = f"{file}: " if file else ""
-    if not eq or not key or any(not part.strip() for part in key.split(".")):
-        raise ConfigError(
-            f"{prefix}--set {text}: expected KEY=VALUE; write e.g. --set training.lr=0.05"
-        )
-    if not raw.strip():
-        raise ConfigError(f"{prefix}--set {key}: empty value; write e.g. {key}=null to unset it")
-    try:
-        value = yaml.safe_load(raw)
-    except yaml.constructor.ConstructorError:
-        raise ConfigError(
-            f"{prefix}--set {key}: YAML tags are not allowed; write a plain value"
-        ) from None
-    except yaml.YAMLError as e:
-        problem = getattr(e, "problem", None) or "cannot parse"
-        raise ConfigError(
-            f"{prefix}--set {key}: malformed value {raw!r} ({problem}); write e.g. 0.05 or [8, 8]"
-        ) from None
-    return key, value
-
-
-def apply_overrides(
-    data: dict[str, Any], overrides: Sequence[str], file: str = ""
-) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """A copy of `data` with every `--set KEY=VALUE` applied, and the keys that were set."""
-    data = copy.deepcopy(data)
-    keys = []
-    for text in overrides:
-        key, value = parse_override(text, file)
-        node, parts = data, key.split(".")
-        for i, part in enumerate(parts[:-1]):
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                section = ".".join(parts[: i + 1])
-                raise ConfigError(
-                    f"{file}: --set {key}: {section} is not a section; set {section}=... instead"
-                )
-        node[parts[-1]] = value
-        keys.append(key)
-    return data, tuple(keys)
 
 
 def _from_dict(data: dict[str, Any], src: Source, base_dir: str, stem: str) -> RunConfig:

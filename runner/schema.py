@@ -8,6 +8,7 @@ Errors read `<file>: <dotted.field>: <problem>; <fix>`; a field set with `--set`
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import math
@@ -122,6 +123,55 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
             f"got {_kind(data)}; write `key: value` lines"
         )
     return data
+
+
+def parse_override(text: str, file: str = "") -> tuple[str, Any]:
+    """`"a.b=value"` -> ("a.b", value), the value read as a YAML scalar or flow collection."""
+    key, eq, raw = text.partition("=")
+    key = key.strip()
+    prefix = f"{file}: " if file else ""
+    if not eq or not key or any(not part.strip() for part in key.split(".")):
+        raise ConfigError(
+            f"{prefix}--set {text}: expected KEY=VALUE; write e.g. --set training.lr=0.05"
+        )
+    if not raw.strip():
+        raise ConfigError(f"{prefix}--set {key}: empty value; write e.g. {key}=null to unset it")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.constructor.ConstructorError:
+        raise ConfigError(
+            f"{prefix}--set {key}: YAML tags are not allowed; write a plain value"
+        ) from None
+    except yaml.YAMLError as e:
+        problem = getattr(e, "problem", None) or "cannot parse"
+        raise ConfigError(
+            f"{prefix}--set {key}: malformed value {raw!r} ({problem}); write e.g. 0.05 or [8, 8]"
+        ) from None
+    return key, value
+
+
+def apply_overrides(
+    data: dict[str, Any], overrides: Sequence[str], file: str = ""
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """A copy of `data` with every `--set KEY=VALUE` applied, and the keys that were set."""
+    data = copy.deepcopy(data)
+    keys = []
+    for text in overrides:
+        key, value = parse_override(text, file)
+        set_dotted(data, key, value, f"{file}: --set {key}")
+        keys.append(key)
+    return data, tuple(keys)
+
+
+def set_dotted(data: dict[str, Any], key: str, value: Any, where: str) -> None:
+    """data["a"]["b"] = value for key "a.b", creating missing sections; `where` prefixes errors."""
+    node, parts = data, key.split(".")
+    for i, part in enumerate(parts[:-1]):
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            section = ".".join(parts[: i + 1])
+            raise ConfigError(f"{where}: {section} is not a section; set {section} as a whole")
+    node[parts[-1]] = value
 
 
 def build(cls: type, data: Any, src: Source, path: str = "") -> Any:
