@@ -17,7 +17,9 @@ class StepBar:
 
     def update(self, step: int, metrics: dict[str, float]) -> None:
         shown = "  ".join(
-            f"{key} {metrics[key]:.4f}" for key in ("train_loss", "train_accuracy") if key in metrics
+            f"{key} {metrics[key]:.4f}"
+            for key in ("train_loss", "train_accuracy")
+            if key in metrics
         )
         self.progress.update(self.task, completed=step + 1, metrics=shown)
 

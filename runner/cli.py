@@ -1,0 +1,157 @@
+"""The `mgrun` command. Each command is a small typed function: its signature is the CLI and its
+docstring the `--help`. Heavy modules (mlflow, joblib, dask) are imported inside the commands so
+that `mgrun --help` answers at once."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from runner.errors import MgrunError
+
+app = typer.Typer(
+    name="mgrun",
+    help="Train small neural networks on a pure-Python autograd engine; track them in MLflow.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ConfigArg = Annotated[Path, typer.Argument(help="A run config (YAML), e.g. configs/moons.yaml.")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a config key, e.g. --set training.lr=0.05 (repeatable)."),
+]
+TrackingUriOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tracking-uri",
+        help="MLflow store (sqlite:///mlflow.db, http://host:5000). Default: $MLFLOW_TRACKING_URI, "
+        "then tracking.uri in the config, then sqlite:///mlflow.db here.",
+    ),
+]
+ExperimentOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--experiment", help="MLflow experiment. Default: tracking.experiment, then name."
+    ),
+]
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def user_errors(command: Callable[..., int | None]) -> Callable[..., None]:
+    """Turn user errors into one line on stderr and an exit code; Ctrl-C into exit 130."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        signal.signal(signal.SIGTERM, _raise_interrupt)  # a `kill` ends runs KILLED, as Ctrl-C
+        try:
+            code = command(*args, **kwargs)
+        except MgrunError as exc:
+            typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            typer.secho("interrupted", err=True, fg=typer.colors.YELLOW)
+            raise typer.Exit(130) from None
+        raise typer.Exit(code or 0)
+
+    return wrapper
+
+
+def _config_help() -> str:
+    from runner.config import describe_keys
+
+    return describe_keys()
+
+
+@app.command()
+@user_errors
+def train(
+    config: ConfigArg,
+    set_: SetOpt = None,
+    tracking_uri: TrackingUriOpt = None,
+    experiment: ExperimentOpt = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> int:
+    """Train one model from a YAML config and record it as an MLflow run.
+
+    Exit codes: 0 trained, 1 training failed or diverged (run FAILED), 2 bad config or data
+    (nothing recorded), 130 interrupted (run KILLED). `mgrun keys` lists every config key.
+    """
+    from runner.train import train_command
+
+    return train_command(config, set_ or [], tracking_uri, experiment, progress)
+
+
+@app.command()
+@user_errors
+def keys() -> None:
+    """List every config key with its default and meaning."""
+    typer.echo(_config_help())
+
+
+@app.command()
+@user_errors
+def gradcheck(
+    config: ConfigArg,
+    set_: SetOpt = None,
+    rows: Annotated[int, typer.Option(help="How many training rows to check on.")] = 8,
+    tol: Annotated[float, typer.Option(help="Largest relative error that passes.")] = 1e-6,
+) -> int:
+    """Compare autograd with finite differences on the configured model; exit 1 above --tol."""
+    from runner.diagnose import gradcheck_command
+
+    return gradcheck_command(config, set_ or [], rows, tol)
+
+
+@app.command()
+@user_errors
+def graph(
+    config: ConfigArg,
+    output: Annotated[Path, typer.Option("-o", "--output", help="A .dot, .svg or .png file.")],
+    set_: SetOpt = None,
+) -> None:
+    """Write the expression graph of one training sample through the configured model."""
+    from runner.diagnose import graph_command
+
+    graph_command(config, set_ or [], output)
+
+
+@app.command()
+@user_errors
+def ui(
+    tracking_uri: TrackingUriOpt = None,
+    host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes it.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 5000,
+) -> int:
+    """Open the MLflow UI on the store `mgrun train` writes to.
+
+    For a team, run one shared tracking server instead and point everyone at it:
+    `mlflow server --backend-store-uri sqlite:///mlflow.db --artifacts-destination ./mlruns
+    --serve-artifacts --host 0.0.0.0 --port 5000 --workers 1`, then
+    `mgrun train CONFIG --tracking-uri http://HOST:5000` (or export MLFLOW_TRACKING_URI).
+    """
+    import subprocess
+
+    from runner.tracking import resolve_tracking_uri, ui_command
+
+    argv = ui_command(resolve_tracking_uri(tracking_uri, None), host, port)
+    typer.echo(f"MLflow UI on http://{host}:{port} (Ctrl-C stops it)")
+    return subprocess.call(argv)
+
+
+def main() -> None:
+    app(prog_name="mgrun")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

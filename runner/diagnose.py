@@ -1,0 +1,60 @@
+"""`mgrun gradcheck` and `mgrun graph`: look inside the configured model without training it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import typer
+
+from engine.gradcheck import gradcheck
+from engine.graph import draw_dot, graphviz_available, render
+from runner.config import check_loss_fits, load_run_config
+from runner.datasets import make_dataset
+from runner.errors import ConfigError
+from runner.trial import build_model, objective
+
+
+def _model_and_data(path: Path, overrides: Sequence[str]):
+    cfg = load_run_config(path, overrides)
+    data = make_dataset(cfg.dataset, cfg.seed, cfg.base_dir)
+    check_loss_fits(cfg, data)
+    return cfg, build_model(cfg, data), data
+
+
+def gradcheck_command(path: Path, overrides: Sequence[str], rows: int, tol: float) -> int:
+    """Finite differences against autograd on the training objective over the first rows."""
+    cfg, model, data = _model_and_data(path, overrides)
+    X, y = data.X_train[:rows], data.y_train[:rows]
+    report = gradcheck(
+        lambda: objective(model, X, y, cfg.training.loss, cfg.training.l2)[0], model.parameters()
+    )
+    names = [name for name, _ in model.named_parameters()]
+    ok = report.max_rel_error <= tol
+    typer.echo(
+        f"{len(names)} parameters on {len(X)} rows: worst relative error "
+        f"{report.max_rel_error:.3e} at {names[report.worst]} "
+        f"({'ok' if ok else 'FAIL'}, tolerance {tol:g})"
+    )
+    return 0 if ok else 1
+
+
+def graph_command(path: Path, overrides: Sequence[str], output: Path) -> None:
+    """Write the expression graph of the first training row through the model."""
+    suffix = output.suffix.lower()
+    if suffix not in (".dot", ".svg", ".png"):
+        raise ConfigError(f"{output}: unsupported graph format {suffix!r}; use .dot, .svg or .png")
+    if suffix != ".dot" and not graphviz_available():
+        raise ConfigError(
+            f"{output}: writing {suffix} needs Graphviz's `dot` program; install it "
+            "(apt-get install graphviz / brew install graphviz) or write a .dot file"
+        )
+    _, model, data = _model_and_data(path, overrides)
+    out = model(data.X_train[0])
+    root = out if not isinstance(out, list) else out[0]
+    source = draw_dot(root)
+    if suffix == ".dot":
+        output.write_text(source)
+    else:
+        render(source, output)
+    typer.echo(f"wrote {output} ({len(root.topological_order())} values)")
