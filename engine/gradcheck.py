@@ -36,18 +36,23 @@ class GradcheckRow:
 
 @dataclass(frozen=True)
 class GradcheckReport:
-    """All rows, the worst relative error, and the row it came from."""
+    """All rows, the worst relative error, and where it occurred."""
 
     rows: tuple[GradcheckRow, ...]
     eps: float
 
     @property
-    def worst(self) -> GradcheckRow | None:
-        return max(self.rows, key=lambda r: r.rel_error, default=None)
+    def worst(self) -> int | None:
+        """Index (into `params` and `rows`) of the parameter with the largest error."""
+        return max(range(len(self.rows)), key=lambda i: self.rows[i].rel_error, default=None)
+
+    @property
+    def worst_name(self) -> str | None:
+        return None if self.worst is None else self.rows[self.worst].name
 
     @property
     def max_rel_error(self) -> float:
-        return self.worst.rel_error if self.rows else 0.0
+        return 0.0 if self.worst is None else self.rows[self.worst].rel_error
 
     def ok(self, tol: float = 1e-6) -> bool:
         """Whether every parameter's relative error is at most `tol`."""
@@ -56,7 +61,7 @@ class GradcheckReport:
     def __str__(self) -> str:
         head = f"gradcheck eps={self.eps:g}: max rel error {self.max_rel_error:.3e}"
         if self.worst is not None:
-            head += f" at {self.worst.name}"
+            head += f" at {self.worst_name}"
         rows = [
             f"  {r.name:<24} autograd {r.analytic: .10e}  numeric {r.numeric: .10e}  "
             f"rel {r.rel_error:.3e}"

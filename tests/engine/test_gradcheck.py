@@ -28,9 +28,11 @@ def test_a_wrong_backward_rule_is_caught_and_named():
     x, y = Value(0.4), Value(1.1)
     report = gradcheck(lambda: bad_sin(x) * y, [y, x])
     assert not report.ok(1e-3) and report.max_rel_error > 0.1
-    assert (report.worst.index, report.worst.name) == (1, "params[1]")
-    assert report.worst.numeric == pytest.approx(math.cos(0.4) * 1.1, rel=1e-7)
-    assert report.worst.analytic == pytest.approx(math.sin(0.4) * 1.1, rel=1e-12)
+    assert (report.worst, report.worst_name) == (1, "params[1]")
+    worst = report.rows[report.worst]
+    assert worst.numeric == pytest.approx(math.cos(0.4) * 1.1, rel=1e-7)
+    assert worst.analytic == pytest.approx(math.sin(0.4) * 1.1, rel=1e-12)
+    assert worst.rel_error == report.max_rel_error > report.rows[0].rel_error
     assert "max rel error" in str(report) and "params[1]" in str(report)
 
 
@@ -77,3 +79,13 @@ def test_non_finite_gradients_fail():
     x = Value(1000.0)
     report = gradcheck(lambda: x.exp(), [x])  # inf from autograd, inf - inf from differences
     assert report.max_rel_error == math.inf and not report.ok()
+
+
+def test_no_parameters_means_nothing_to_disagree_about():
+    report = gradcheck(lambda: Value(1.0) * 2.0, [])
+    assert (report.rows, report.worst, report.worst_name, report.max_rel_error) == (
+        (),
+        None,
+        None,
+        0,
+    )
