@@ -5,10 +5,13 @@ n = (f(p + eps) - f(p - eps)) / (2 eps), the error is
 
     rel = |a - n| / max(|a| + |n|, 1e-8)
 
-which lies in [0, 1] (nan and inf gradients count as inf): for a correct rule on a smooth
-function it is mostly rounding in f amplified by 1/eps, around 1e-10 to 1e-8; a wrong rule gives
-something near 1. The floor keeps an exact zero (a = n = 0, e.g. a dead ReLU) at 0 rather than
-0 / 0. Finite differences mislead at kinks (ReLU at 0) and for gradients tiny next to f itself.
+which lies in [0, 1] (nan and inf gradients count as inf); a wrong rule gives something near 1.
+The floor keeps an exact zero (a = n = 0, e.g. a dead ReLU) at 0 rather than 0 / 0.
+
+n itself is only good to about 1e-16 |f| / eps in absolute terms (rounding in f, amplified by
+1/eps): ~1e-10 for f ~ 1 and eps = 1e-6. So a correct gradient of 1e-6 can show rel ~ 1e-4.
+`ok(tol, atol)` therefore passes a parameter when rel <= tol or |a - n| <= atol (as
+numpy.allclose does). Finite differences also mislead at kinks (ReLU at exactly 0).
 """
 
 from __future__ import annotations
@@ -54,9 +57,9 @@ class GradcheckReport:
     def max_rel_error(self) -> float:
         return 0.0 if self.worst is None else self.rows[self.worst].rel_error
 
-    def ok(self, tol: float = 1e-6) -> bool:
-        """Whether every parameter's relative error is at most `tol`."""
-        return self.max_rel_error <= tol
+    def ok(self, tol: float = 1e-6, atol: float = 1e-8) -> bool:
+        """Whether every parameter has relative error <= `tol` or absolute error <= `atol`."""
+        return all(r.rel_error <= tol or r.abs_error <= atol for r in self.rows)
 
     def __str__(self) -> str:
         head = f"gradcheck eps={self.eps:g}: max rel error {self.max_rel_error:.3e}"

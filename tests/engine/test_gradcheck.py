@@ -49,6 +49,15 @@ def test_a_model_with_named_parameters():
     assert report.max_rel_error < 1e-6, str(report)
 
 
+def test_tiny_gradients_pass_on_absolute_error_but_wrong_ones_do_not():
+    x = Value(1.0)
+    report = gradcheck(lambda: x * 1e-6 + 1.0, [x])  # f ~ 1: n carries ~1e-10 of rounding
+    assert report.max_rel_error > 1e-6 and report.rows[0].abs_error < 1e-8
+    assert report.ok() and not report.ok(atol=0.0)
+    y = Value(0.4)
+    assert not gradcheck(lambda: bad_sin(y) * 1e-3 + 1.0, [y]).ok()
+
+
 def test_parameters_are_restored_exactly_even_when_f_raises():
     p = Value(0.1 + 0.2)  # x + eps - eps would not give these bits back
     p.grad = 7.0
