@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pickle
 import random
 
 import pytest
@@ -61,6 +62,17 @@ def test_forward_batch_feeds_the_losses_like_the_graph_does():
     expected = grads_of(binary, hinge_loss([binary(x) for x in X], labels))
     got = grads_of(binary, hinge_loss([r[0] for r in forward_batch(binary, X)], labels))
     assert got == pytest.approx(expected, rel=1e-12, abs=1e-12)
+
+
+def test_a_fused_graph_pickles_with_its_model():
+    model = MLP(2, [3, 2], rng=random.Random(0))
+    loss = cross_entropy(forward_batch(model, rows(5, 2)), [0, 1, 1, 0, 1])
+    clone = pickle.loads(pickle.dumps(loss))
+    expected = grads_of(model, loss)
+    clone.backward()
+    net = next(v for v in clone.topological_order() if v._op == "mlp")
+    assert net._prev[0] is not model.parameters()[0]  # a copy of the model came along
+    assert [p.grad for p in net._prev] == expected
 
 
 @pytest.mark.xfail(strict=True, reason="batch.py keeps d(loss)/d(outputs) between passes")
