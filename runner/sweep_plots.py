@@ -1,0 +1,47 @@
+"""PNG plots of a sweep: its metric against each swept parameter, one file per parameter.
+
+Drawn on matplotlib's Agg canvas without pyplot, like `runner.plots`. Numbers go on a numeric
+axis (logarithmic when they span more than a factor of 20), anything else (lists, text) on a
+categorical one. Inputs are plain rows: (swept values, metric value) of the finished trials.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+DPI = 80
+
+
+def metric_vs_params(
+    points: Sequence[tuple[dict[str, Any], float]], metric: str, out: str | Path
+) -> list[Path]:
+    """One scatter plot per swept key under `out`, named after the key (`training.lr.png`)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    keys = list(points[0][0]) if points else []
+    return [
+        _plot(key, [(p[key], y) for p, y in points], metric, out / f"{key}.png") for key in keys
+    ]
+
+
+def _plot(key: str, xy: list[tuple[Any, float]], metric: str, path: Path) -> Path:
+    fig = Figure(figsize=(4.5, 3.4), dpi=DPI, layout="constrained")
+    ax = fig.subplots()
+    xs = [x for x, _ in xy]
+    ys = [y for _, y in xy]
+    if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs):
+        ax.scatter(xs, ys, s=18)
+        if min(xs) > 0 and max(xs) / min(xs) > 20:
+            ax.set_xscale("log")
+    else:
+        labels = list(dict.fromkeys(str(x) for x in xs))  # in the order the sweep has them
+        ax.scatter([labels.index(str(x)) for x in xs], ys, s=18)
+        ax.set_xticks(range(len(labels)), labels)
+    ax.set(xlabel=key, ylabel=metric, title=f"{metric} by {key}")
+    FigureCanvasAgg(fig).print_png(str(path))
+    return path

@@ -1,0 +1,156 @@
+"""What came of a sweep: a row per trial, the ranking, `results.csv`, and the report on stdout."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from runner.sweep import Sweep, SweepTrial
+
+SHOWN = 10  # rows of the ranking; results.csv on the parent run has them all
+
+
+@dataclass
+class Row:
+    """One trial's line in results.csv and in the final table."""
+
+    trial: SweepTrial
+    status: str
+    value: float | None  # the sweep's metric, final value
+    run_id: str
+    seconds: float | None = None  # training time; None for trials resumed from earlier runs
+    reason: str = ""
+    resumed: bool = False
+    log_seconds: float = 0.0  # MLflow writes for this trial, in the parent
+
+
+@dataclass
+class SweepOutcome:
+    parent_run_id: str
+    uri: str
+    rows: list[Row]
+    best: Row | None
+    seconds: float
+
+    @property
+    def all_finished(self) -> bool:
+        return all(r.status == "FINISHED" for r in self.rows)
+
+
+def _scored(r: Row) -> bool:
+    return r.status == "FINISHED" and r.value is not None and math.isfinite(r.value)
+
+
+def ranked(rows: list[Row], maximize: bool) -> list[Row]:
+    """Finished trials best first (ties: sweep order), then those without a value, then failed."""
+
+    def key(r: Row) -> tuple:
+        if _scored(r):
+            return (0, -r.value if maximize else r.value, r.trial.spec.index)
+        return (1 if r.status == "FINISHED" else 2, 0.0, r.trial.spec.index)
+
+    return sorted(rows, key=key)
+
+
+def best_row(rows: list[Row], maximize: bool) -> Row | None:
+    """The finished trial with the best metric; the earliest trial wins a tie."""
+    top = ranked(rows, maximize)
+    return top[0] if top and _scored(top[0]) else None
+
+
+def results_csv(sweep: Sweep, rows: list[Row]) -> str:
+    """One line per trial, in sweep order."""
+    keys = list(sweep.config.params or {})
+    metric = sweep.config.metric
+    out = io.StringIO()
+    w = csv.writer(out)
+    w.writerow(
+        [
+            "index",
+            "config_hash",
+            "status",
+            *keys,
+            "seed",
+            metric,
+            "seconds",
+            "run_id",
+            "resumed",
+            "reason",
+        ]
+    )
+    for r in rows:
+        t = r.trial
+        w.writerow(
+            [
+                t.spec.index,
+                t.spec.config_hash,
+                r.status,
+                *(_cell(t.params[k]) for k in keys),
+                t.seed,
+                "" if r.value is None else repr(r.value),
+                "" if r.seconds is None else f"{r.seconds:.3f}",
+                r.run_id,
+                r.resumed,
+                r.reason,
+            ]
+        )
+    return out.getvalue()
+
+
+def _cell(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+
+
+def print_report(sweep: Sweep, outcome: SweepOutcome, explicit_uri: bool) -> None:
+    rows, metric = outcome.rows, sweep.config.metric
+    finished = sum(r.status == "FINISHED" for r in rows)
+    resumed = sum(r.resumed for r in rows)
+    line = f"{len(rows)} trials: {finished} finished, {len(rows) - finished} failed"
+    if resumed:
+        line += f" ({resumed} from earlier runs)"
+    typer.echo(f"{line} in {outcome.seconds:.1f} s")
+
+    keys = list(sweep.config.params or {})
+    table = Table(title=f"trials by {metric} ({'max' if sweep.config.maximize else 'min'})")
+    for col in ("rank", "trial", "status", *keys, "seed", metric, "seconds"):
+        table.add_column(col, justify="right" if col not in keys and col != "status" else "left")
+    order = ranked(rows, sweep.config.maximize)
+    for rank, r in enumerate(order[:SHOWN], 1):
+        table.add_row(
+            str(rank),
+            str(r.trial.spec.index),
+            r.status,
+            *(str(r.trial.params[k]) for k in keys),
+            str(r.trial.seed),
+            "" if r.value is None else f"{r.value:.4f}",
+            "" if r.seconds is None else f"{r.seconds:.2f}",
+        )
+    console = Console()
+    if not console.is_terminal:  # a pipe or a log file: do not squeeze the table into 80 columns
+        console = Console(width=200)
+    console.print(table)
+    if len(order) > SHOWN:
+        typer.echo(f"... {len(order) - SHOWN} more in results.csv on the sweep's run")
+    for r in rows:
+        if r.status != "FINISHED":
+            typer.echo(f"trial {r.trial.spec.index} FAILED: {r.reason}", err=True)
+
+    best = outcome.best
+    if best is not None:
+        setting = ", ".join(f"{k}={best.trial.params[k]}" for k in keys)
+        typer.echo(
+            f"best: trial {best.trial.spec.index} ({setting}, seed={best.trial.seed}): "
+            f"{metric} {best.value:.4f}, run {best.run_id}"
+        )
+    else:
+        typer.echo(f"best: none (no finished trial has {metric})")
+    typer.echo(f"sweep run {outcome.parent_run_id} in {outcome.uri}")
+    typer.echo("browse it: mgrun ui" + (f" --tracking-uri {outcome.uri}" if explicit_uri else ""))
