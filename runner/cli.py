@@ -94,6 +94,59 @@ def train(
 
 @app.command()
 @user_errors
+def sweep(
+    sweep_file: Annotated[
+        Path, typer.Argument(help="A sweep file (YAML), e.g. experiments/moons_grid.yaml.")
+    ],
+    n_jobs: Annotated[
+        int | None,
+        typer.Option("--n-jobs", help="Trials at once; -1 every core. Default: the file's, -1."),
+    ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(help="loky (worker processes) or sequential. Default: the file's, loky."),
+    ] = None,
+    retries: Annotated[
+        int | None,
+        typer.Option(help="Reruns of a trial whose worker process died. Default: 1."),
+    ] = None,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Rerun trials that already FINISHED earlier.")
+    ] = False,
+    set_: SetOpt = None,
+    tracking_uri: TrackingUriOpt = None,
+    experiment: Annotated[
+        str | None,
+        typer.Option(
+            "--experiment", help="MLflow experiment. Default: tracking.experiment, then the file."
+        ),
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> int:
+    """Train every trial of a grid or random sweep in parallel; record each as an MLflow run.
+
+    --set overrides apply to the sweep's base config. Re-running a sweep resumes it: trials
+    that already FINISHED in the experiment are skipped (--fresh reruns them). Exit codes: 0 every
+    trial finished, 1 some failed, 2 bad sweep file or config (nothing recorded), 130
+    interrupted (the sweep's run and unfinished trials KILLED).
+    """
+    from runner.sweep_cmd import sweep_command
+
+    return sweep_command(
+        sweep_file,
+        set_ or [],
+        n_jobs=n_jobs,
+        backend=backend,
+        retries=retries,
+        fresh=fresh,
+        tracking_uri=tracking_uri,
+        experiment=experiment,
+        show_progress=progress,
+    )
+
+
+@app.command()
+@user_errors
 def keys() -> None:
     """List every config key with its default and meaning."""
     typer.echo(_config_help())

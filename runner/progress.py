@@ -37,3 +37,42 @@ def step_progress(total: int, name: str, enabled: bool = True) -> Iterator[StepB
     )
     with progress:
         yield StepBar(progress, progress.add_task(name, total=total, metrics=""))
+
+
+class SweepBar:
+    """A sweep: trials finished, failed and left, with an ETA; notes print above the bar."""
+
+    def __init__(self, progress: Progress, task: int, total: int):
+        self.progress, self.task, self.total = progress, task, total
+        self.finished = self.failed = 0
+        self._show()
+
+    def advance(self, status: str) -> None:
+        if status == "FINISHED":
+            self.finished += 1
+        else:
+            self.failed += 1
+        self._show(advance=1)
+
+    def _show(self, advance: int = 0) -> None:
+        left = self.total - self.finished - self.failed
+        counts = f"{self.finished} finished  {self.failed} failed  {left} left"
+        self.progress.update(self.task, advance=advance, counts=counts)
+
+    def note(self, text: str) -> None:
+        self.progress.console.print(text, markup=False, highlight=False)
+
+
+@contextmanager
+def sweep_progress(total: int, name: str, enabled: bool = True) -> Iterator[SweepBar]:
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[counts]}"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=not enabled,
+    )
+    with progress:
+        yield SweepBar(progress, progress.add_task(name, total=total, counts=""), total)
