@@ -55,7 +55,9 @@ class _Backprop:
 
     def __call__(self, _g: float) -> None:
         layers = self.model.layers
-        g = self.gout  # d loss / d z (pre-activation) of the last layer, which is linear
+        g = [row[:] for row in self.gout]  # d loss / d z of the last layer, which is linear
+        for row in self.gout:  # consumed: a second backward() deposits afresh
+            row[:] = [0.0] * len(row)
         for li in range(len(layers) - 1, -1, -1):
             neurons, x = layers[li].neurons, self.acts[li]  # x: this layer's inputs, by row
             x_by_input = list(zip(*x, strict=True))

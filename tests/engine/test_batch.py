@@ -75,7 +75,6 @@ def test_a_fused_graph_pickles_with_its_model():
     assert [p.grad for p in net._prev] == expected
 
 
-@pytest.mark.xfail(strict=True, reason="batch.py keeps d(loss)/d(outputs) between passes")
 def test_forward_batch_backward_twice_doubles_like_the_graph():
     model = MLP(2, [3, 1], rng=random.Random(0))
     loss = objective(forward_batch(model, rows(4, 2)))
