@@ -9,6 +9,7 @@ import typer
 
 from engine.gradcheck import gradcheck
 from engine.graph import draw_dot, graphviz_available, render
+from engine.value import Value
 from runner.config import check_loss_fits, load_run_config
 from runner.datasets import make_dataset
 from runner.errors import ConfigError
@@ -27,14 +28,15 @@ def gradcheck_command(path: Path, overrides: Sequence[str], rows: int, tol: floa
     cfg, model, data = _model_and_data(path, overrides)
     X, y = data.X_train[:rows], data.y_train[:rows]
     report = gradcheck(
-        lambda: objective(model, X, y, cfg.training.loss, cfg.training.l2)[0], model.parameters()
+        lambda: objective(model, X, y, cfg.training.loss, cfg.training.l2)[0],
+        model.named_parameters(),
     )
-    names = [name for name, _ in model.named_parameters()]
-    ok = report.max_rel_error <= tol
+    ok = report.ok(tol)
+    worst = report.rows[report.worst]
     typer.echo(
-        f"{len(names)} parameters on {len(X)} rows: worst relative error "
-        f"{report.max_rel_error:.3e} at {names[report.worst]} "
-        f"({'ok' if ok else 'FAIL'}, tolerance {tol:g})"
+        f"{len(report.rows)} parameters on {len(X)} rows: worst relative error "
+        f"{worst.rel_error:.3e} (absolute {worst.abs_error:.1e}) at {worst.name}: "
+        f"{'ok' if ok else 'FAIL'} (each must be within relative {tol:g} or absolute 1e-8)"
     )
     return 0 if ok else 1
 
@@ -50,8 +52,11 @@ def graph_command(path: Path, overrides: Sequence[str], output: Path) -> None:
             "(apt-get install graphviz / brew install graphviz) or write a .dot file"
         )
     _, model, data = _model_and_data(path, overrides)
-    out = model(data.X_train[0])
+    for name, p in model.named_parameters():
+        p.label = name
+    out = model([Value(x, label=f"x{i}") for i, x in enumerate(data.X_train[0])])
     root = out if not isinstance(out, list) else out[0]
+    root.backward()
     source = draw_dot(root)
     if suffix == ".dot":
         output.write_text(source)
