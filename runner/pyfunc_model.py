@@ -1,0 +1,62 @@
+"""The MLflow pyfunc model of an mgrun run, logged as code (MLflow models-from-code): no pickles.
+
+MLflow executes this file when it saves or loads the model. `load_context` reads the `model`
+artifact (the run's `model.json`: layer sizes, activation, weights by parameter name, feature and
+class names, feature scaling, decision rule) and rebuilds the engine's MLP. The `engine` package
+travels in the model's code path, so loading needs neither mgrun nor `runner`: do not import
+`runner` here.
+
+`predict(df)` takes a pandas DataFrame of features, matched to the training feature names when
+every name is a column and by position otherwise, and returns a DataFrame with one row per input
+row: `label` (the predicted class index, as in the training labels) and `class` (its name).
+Features are raw values: a model trained with `dataset.standardize` scales them itself.
+"""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import pandas as pd
+
+from engine.batch import forward_batch
+from engine.nn import MLP
+
+
+class MgrunModel(mlflow.pyfunc.PythonModel):
+    """A trained engine MLP behind MLflow's pyfunc interface."""
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        with open(context.artifacts["model"]) as f:
+            spec = json.load(f)
+        self.features: list[str] = spec["feature_names"]
+        self.classes: list[str] = spec["class_names"]
+        self.decision: str = spec["decision"]
+        self.scale: dict[str, list[float]] | None = spec.get("scale")
+        self.net = MLP(spec["sizes"][0], spec["sizes"][1:], spec["activation"])
+        self.net.load_state_dict(spec["state"])
+
+    def predict(
+        self, context: mlflow.pyfunc.PythonModelContext, model_input: pd.DataFrame, params=None
+    ) -> pd.DataFrame:
+        df = pd.DataFrame(model_input).rename(columns=str)
+        if set(self.features) <= set(df.columns):
+            df = df[self.features]
+        elif df.shape[1] != len(self.features):
+            raise ValueError(
+                f"expected the {len(self.features)} feature columns {self.features}, "
+                f"got {list(df.columns)}"
+            )
+        rows = df.astype(float).values.tolist()
+        if self.scale:
+            mean, std = self.scale["mean"], self.scale["std"]
+            rows = [[(v - m) / s for v, m, s in zip(r, mean, std, strict=True)] for r in rows]
+        outs = [[v.data for v in out] for out in forward_batch(self.net, rows)] if rows else []
+        if self.decision == "argmax":
+            labels = [max(range(len(o)), key=o.__getitem__) for o in outs]
+        else:  # one score per row: class 1 when it is positive, as in training
+            labels = [int(o[0] > 0) for o in outs]
+        return pd.DataFrame({"label": labels, "class": [self.classes[k] for k in labels]})
+
+
+mlflow.models.set_model(MgrunModel())
