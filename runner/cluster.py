@@ -1,0 +1,327 @@
+"""Sweeps on Dask: a scheduler at `--address`, or a local cluster started (and closed) here.
+
+Before any trial is sent, `preflight` makes sure the cluster can run them: a worker must join in
+time, and the scheduler and every worker must import mgrun with source files byte-identical to
+this checkout's. Both matter: the scheduler unpickles each task and the workers run it, a worker
+that cannot unpickle one drops out of the cluster, and joblib then waits forever. A version
+number alone would miss an edited or stale checkout, so `engine/` and `runner/` are hashed file
+by file. The probe is `runner.probe.describe`, pickled by value, so it reaches processes that
+cannot import mgrun and reports that instead.
+
+Trials go through joblib's own dask backend with two fixes (`_JoblibDask`), and their task keys
+name the trial (`_Named`). A trial whose worker dies is rerun by Dask on another worker, up to the
+scheduler's `distributed.scheduler.allowed-failures` (a local cluster sets it to `--retries`);
+after that Dask gives up on it (KilledWorker) and it comes back FAILED while the others go on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from runner import probe
+from runner.errors import BackendError
+from runner.execute import Backend
+from runner.trial import TrialResult, TrialSpec
+
+try:
+    import cloudpickle
+    import dask
+    from distributed import Client, KilledWorker, LocalCluster
+    from joblib import Parallel
+    from joblib._dask import DaskDistributedBackend
+except ImportError as exc:  # an optional extra: only `--backend dask` needs it
+    raise BackendError(
+        f"--backend dask needs dask and distributed ({exc}); install them with "
+        "pip install 'mgrun[dask]', or use --backend loky"
+    ) from exc
+
+cloudpickle.register_pickle_by_value(probe)
+
+MODULES = ("engine", "runner.cluster")  # what unpickling a trial's task imports
+PACKAGES = ("engine", "runner")  # whose sources must match the client's
+FIX = (
+    "install the same mgrun on the scheduler and every worker "
+    "(pip install 'mgrun[dask]' from this checkout; see README, Running on a cluster)"
+)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds to wait for the scheduler, for a first worker, and for the probe's answers."""
+
+    connect: float = 10.0
+    workers: float = 30.0
+    probe: float = 30.0
+
+
+class DaskBackend(Backend):
+    """Trials as Dask tasks; a cluster at `address`, else a local one of `n_jobs` processes."""
+
+    name = "dask"
+
+    def __init__(
+        self,
+        n_jobs: int = -1,
+        address: str | None = None,
+        retries: int = 1,
+        timeouts: Timeouts = Timeouts(),
+    ):
+        super().__init__(n_jobs)
+        self.timeouts = timeouts
+        self.cluster: LocalCluster | None = None
+        self.client: Client | None = None
+        try:
+            if address is None:
+                self.cluster = _start_local(_n_workers(n_jobs), retries)
+                self.client = Client(self.cluster, set_as_default=False)
+                self.where = f"local Dask cluster {self.cluster.scheduler_address}"
+            else:
+                self.client = _connect(address, timeouts.connect)
+                self.where = f"Dask scheduler {address}"
+            summary = preflight(self.client, self.where, timeouts)
+            self.allowed_failures = self.client.run_on_scheduler(probe.allowed_failures)
+        except BaseException:
+            self.close()
+            raise
+        print(summary, file=sys.stderr, flush=True)
+        if address is not None and self.allowed_failures != retries:
+            print(
+                f"note: this scheduler reruns a trial whose worker died up to "
+                f"{self.allowed_failures} times (its distributed.scheduler.allowed-failures); "
+                "--retries only sizes local clusters",
+                file=sys.stderr,
+            )
+
+    @property
+    def parallelism(self) -> int:
+        assert self.client is not None
+        return sum(self.client.nthreads().values())
+
+    def parallel(self) -> Callable[[Iterable[Any]], Iterator[TrialResult]]:  # type: ignore[override]
+        return self._run
+
+    def _run(self, tasks: Iterable[Any]) -> Iterator[TrialResult]:
+        """Results of joblib `delayed` trial tasks as they complete; a trial Dask gave up on
+        comes back FAILED and the rest run on."""
+        todo: dict[int, tuple[Any, tuple, dict]] = {}
+        for func, args, kwargs in tasks:
+            spec = args[0]
+            assert isinstance(spec, TrialSpec), spec
+            todo[spec.index] = (_Named(func, spec.index), args, kwargs)
+        while todo:
+            backend = _JoblibDask(
+                client=self.client, wait_for_workers_timeout=self.timeouts.workers
+            )
+            parallel = Parallel(
+                n_jobs=-1, backend=backend, return_as="generator_unordered", batch_size=1
+            )
+            results: Iterator[TrialResult] = iter(())
+            try:
+                results = parallel(list(todo.values()))
+                for result in results:
+                    todo.pop(result.index, None)
+                    yield result
+            except KilledWorker as exc:
+                spec = todo.pop(_trial_index(exc.args[0]))[1][0]
+                yield _given_up(spec, exc.args[2] + 1)
+            except TimeoutError as exc:  # joblib found no worker to send the next trials to
+                raise BackendError(
+                    f"{self.where}: no worker left for {self.timeouts.workers:g} s; "
+                    f"start workers, then run the sweep again to resume it"
+                ) from exc
+            finally:
+                close = getattr(results, "close", None)
+                if close is not None:
+                    close()  # cancels what is still queued, on errors and Ctrl-C too
+
+    def close(self) -> None:
+        """Disconnect; shut a local cluster down. Safe to call twice."""
+        client, cluster, self.client, self.cluster = self.client, self.cluster, None, None
+        if client is not None:
+            with suppress(Exception):
+                client.close()
+        if cluster is not None:
+            with suppress(Exception):
+                cluster.close(timeout=20)
+
+
+def preflight(client: Client, where: str, timeouts: Timeouts = Timeouts()) -> str:
+    """Check that the cluster can run this checkout's trials; a one-line summary, or
+    BackendError naming `where`, the process at fault and the fix."""
+    try:
+        client.wait_for_workers(1, timeout=timeouts.workers)
+    except (TimeoutError, OSError) as exc:
+        raise BackendError(
+            f"{where}: no Dask worker joined within {timeouts.workers:g} s; start workers with "
+            f"`dask worker {client.scheduler.address} --nthreads 1 --nworkers N`"
+        ) from exc
+    mine = probe.describe(MODULES, PACKAGES)
+
+    def ask() -> dict[str, Any]:
+        workers = client.run(probe.describe, MODULES, PACKAGES, on_error="return")
+        try:
+            scheduler: Any = client.run_on_scheduler(probe.describe, MODULES, PACKAGES)
+        except Exception as exc:  # reported below like a worker's failure
+            scheduler = exc
+        return {"the scheduler": scheduler} | {f"worker {w}": r for w, r in workers.items()}
+
+    try:
+        reports = _within(timeouts.probe, ask)
+    except TimeoutError as exc:
+        raise BackendError(
+            f"{where}: the scheduler or a worker did not answer mgrun's probe within "
+            f"{timeouts.probe:g} s; check that they are alive and reachable (firewall)"
+        ) from exc
+    for who, report in reports.items():
+        problem = _mismatch(mine, report)
+        if problem:
+            raise BackendError(f"{where}: {who} {problem}; {FIX}")
+    threads = client.nthreads()
+    digest = hashlib.sha256(json.dumps(mine["sources"], sort_keys=True).encode()).hexdigest()
+    return (
+        f"{where}: {len(threads)} worker(s), {sum(threads.values())} thread(s); "
+        f"mgrun {mine['version']} (sources {digest[:12]}) on the scheduler and every worker"
+    )
+
+
+def _mismatch(mine: dict[str, Any], theirs: Any) -> str | None:
+    """What keeps a process whose probe said `theirs` from running this checkout's trials."""
+    if isinstance(theirs, BaseException):
+        text = str(theirs).strip().splitlines()
+        return (
+            f"cannot run mgrun's probe ({type(theirs).__name__}: {text[0] if text else ''}); "
+            f"it needs Python {_minor(mine['python'])} like this machine"
+        )
+    if "error" in theirs:
+        return f"cannot import mgrun ({theirs['error']})"
+    if _minor(theirs["python"]) != _minor(mine["python"]):
+        return f"runs Python {theirs['python']}, this machine {mine['python']}"
+    ours, other = mine["sources"], theirs["sources"]
+    differ = sorted(k for k in ours.keys() | other.keys() if ours.get(k) != other.get(k))
+    if not differ:
+        return None
+    more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
+    return (
+        f"has other mgrun code ({', '.join(differ[:3])}{more} differ; "
+        f"mgrun {theirs['version']} there, {mine['version']} here)"
+    )
+
+
+def _minor(python: str) -> str:
+    return ".".join(python.split(".")[:2])
+
+
+def _within(seconds: float, call: Callable[[], T]) -> T:
+    """call(), or TimeoutError after `seconds`; a call that never returns is left to a daemon
+    thread, which cannot hold up the exit."""
+    box: list[tuple[bool, Any]] = []
+
+    def target() -> None:
+        try:
+            box.append((True, call()))
+        except BaseException as exc:
+            box.append((False, exc))
+
+    thread = threading.Thread(target=target, name="mgrun-probe", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if not box:
+        raise TimeoutError(f"no answer within {seconds:g} s")
+    ok, value = box[0]
+    if not ok:
+        raise value
+    return value
+
+
+def _connect(address: str, timeout: float) -> Client:
+    try:
+        return Client(address, timeout=timeout, set_as_default=False)
+    except Exception as exc:  # refused, timed out, unresolvable, malformed: all the same fix
+        text = str(exc).strip().splitlines()
+        raise BackendError(
+            f"--address {address}: no Dask scheduler answers there within {timeout:g} s "
+            f"({text[0] if text else type(exc).__name__}); start one with `dask scheduler` "
+            "on that host, or fix the address (and let its port through the firewall)"
+        ) from exc
+
+
+def _n_workers(n_jobs: int) -> int:
+    return n_jobs if n_jobs > 0 else max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+
+
+def _start_local(n_workers: int, retries: int) -> LocalCluster:
+    """Worker processes with one thread each, on 127.0.0.1 only, no dashboard."""
+    try:
+        with dask.config.set({"distributed.scheduler.allowed-failures": retries}):
+            return LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                scheduler_port=0,
+                dashboard_address=None,
+            )
+    except Exception as exc:
+        raise BackendError(f"cannot start a local Dask cluster: {exc}; use --backend loky") from exc
+
+
+class _JoblibDask(DaskDistributedBackend):
+    """joblib's dask backend, fixed for sweeps."""
+
+    def effective_n_jobs(self, n_jobs: int) -> int:
+        # With one worker thread in the cluster joblib would run every trial in this process.
+        return max(2, super().effective_n_jobs(n_jobs))
+
+    def submit(self, func: Any, callback: Any = None) -> Any:
+        future = super().submit(func, callback)
+
+        def failed(f: Any) -> None:
+            # joblib 1.6 only hears of tasks that returned; without this a task that failed in
+            # Dask itself (KilledWorker, lost) would keep it waiting forever.
+            if f.exception() is not None and callback is not None:
+                callback(f.exception())
+
+        future.add_done_callback(failed)
+        return future
+
+    def retrieve_result_callback(self, out: Any) -> Any:
+        if isinstance(out, BaseException):  # from `failed`, or a future Dask cancelled
+            raise out
+        return super().retrieve_result_callback(out)
+
+
+class _Named:
+    """A trial's task under the trial's name, so that Dask's key for it (in the dashboard and
+    in KilledWorker) says which trial it is."""
+
+    def __init__(self, func: Callable[..., Any], index: int):
+        self.func = func
+        self.__name__ = f"mgrun-trial-{index}"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.func(*args, **kwargs)
+
+
+def _trial_index(key: Any) -> int:
+    found = re.search(r"mgrun-trial-(\d+)_", str(key))
+    assert found, key
+    return int(found.group(1))
+
+
+def _given_up(spec: TrialSpec, deaths: int) -> TrialResult:
+    return TrialResult(
+        status="FAILED",
+        config_hash=spec.config_hash,
+        index=spec.index,
+        reason=f"its Dask worker died {deaths} times (killed or out of memory?); Dask gave up",
+    )
