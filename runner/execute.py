@@ -10,8 +10,8 @@ the parent's temp dir. `run_trials` drives any backend and survives dead workers
   death can only be its own. A trial charged with more than `retries` deaths comes back FAILED.
 - Workers run `_work` -> `runner.trial.run_trial`, which never imports mlflow.
 
-Backends: `sequential` (in this process, a plain loop), `loky` (worker processes on this machine).
-A cluster backend subclasses `Backend` and is added in `make_backend`.
+Backends: `sequential` (in this process, a plain loop), `loky` (worker processes on this machine),
+`dask` (a Dask cluster: `runner.cluster.DaskBackend`).
 """
 
 from __future__ import annotations
@@ -77,15 +77,19 @@ class LokyBackend(Backend):
         return isinstance(exc, BrokenExecutor)  # loky's TerminatedWorkerError is one
 
 
-def make_backend(name: str, n_jobs: int = -1, address: str | None = None) -> Backend:
+def make_backend(
+    name: str, n_jobs: int = -1, address: str | None = None, retries: int = 1
+) -> Backend:
     """The backend called `name`; BackendError if it cannot be used."""
     if name == "sequential":
         return Backend()
     if name == "loky":
         return LokyBackend(n_jobs)
-    if name == "dask":  # issue 5: a Backend subclass (runner/dask_backend.py) is returned here
-        raise BackendError("--backend dask: not available in this version; use loky")
-    raise BackendError(f"--backend {name}: unknown backend; use loky or sequential")
+    if name == "dask":
+        from runner.cluster import DaskBackend  # dask is an optional extra: imported only here
+
+        return DaskBackend(n_jobs, address, retries)  # connects and checks the cluster
+    raise BackendError(f"--backend {name}: unknown backend; use loky, sequential or dask")
 
 
 def _work(spec: TrialSpec, marks: str | None) -> TrialResult:
