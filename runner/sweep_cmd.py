@@ -58,7 +58,7 @@ def sweep_command(
     """Returns the exit code: 0 every trial finished, 1 some failed."""
     sweep = load_sweep(path, overrides)
     execution = resolve_execution(sweep, backend, n_jobs, retries, address)
-    runner = make_backend(execution.backend, execution.n_jobs, execution.address)
+    runner = make_backend(execution.backend, execution.n_jobs, execution.address, execution.retries)
     try:
         outcome = run_sweep(
             sweep, runner, execution, fresh, tracking_uri, experiment, show_progress
@@ -86,6 +86,8 @@ def resolve_execution(
         raise ConfigError("--n-jobs 0: use a positive count, or -1 for every core")
     if retries is not None and retries < 0:
         raise ConfigError(f"--retries {retries}: must be >= 0; use e.g. --retries 1")
+    if address and (backend or ex.backend) != "dask":
+        raise ConfigError(f"--address {address}: only used by --backend dask; add --backend dask")
     return Execution(
         backend=backend or ex.backend,
         n_jobs=n_jobs if n_jobs is not None else ex.n_jobs,
