@@ -104,7 +104,17 @@ def sweep(
     ] = None,
     backend: Annotated[
         str | None,
-        typer.Option(help="loky (worker processes) or sequential. Default: the file's, loky."),
+        typer.Option(
+            help="loky (worker processes), sequential, or dask (a Dask cluster: --address, or a "
+            "local one of --n-jobs processes). Default: the file's, loky."
+        ),
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="dask: the scheduler, e.g. tcp://HOST:8786. Default: the file's "
+            "execution.address, else a local cluster started and closed here."
+        ),
     ] = None,
     retries: Annotated[
         int | None,
@@ -142,6 +152,7 @@ def sweep(
         tracking_uri=tracking_uri,
         experiment=experiment,
         show_progress=progress,
+        address=address,
     )
 
 
