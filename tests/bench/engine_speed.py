@@ -24,7 +24,7 @@ DEMO = Workload()
 LARGE = Workload(hidden=(32, 32), n=200)
 SIZES = ((8, 8), (16, 16), (32, 32), (64, 64))  # the scaling sweep, on 200 points
 DEFAULT_RECURSION_LIMIT = 1000  # CPython's
-ROUNDS = 10
+ROUNDS = 50  # short turns: a burst of load from elsewhere hits every engine alike
 
 
 def log(message: str) -> None:
@@ -52,7 +52,7 @@ def alternate(workers: dict, steps: dict, rounds: int, what: str) -> dict:
 
 def run_demo(quick: bool) -> dict:
     """The four engines on the demo; per engine: times, accuracies, weights, peak RSS, nodes."""
-    rounds = 3 if quick else ROUNDS
+    rounds = 5 if quick else ROUNDS
     trainings = {"micrograd": 1, "batch": 10, "scalar": 1, "reference": 10}  # in ROUNDS rounds
     steps = {e: n * DEMO.steps // ROUNDS for e, n in trainings.items()}
     if quick:
@@ -92,7 +92,7 @@ def run_large() -> dict:
 
 def run_scaling(quick: bool) -> dict:
     """ms per step of ours and of the hand-written loop for growing hidden layers."""
-    budget, rounds = (0.05, 2) if quick else (0.3, 6)  # seconds per worker per round
+    budget, rounds = (0.05, 2) if quick else (0.15, 12)  # seconds per worker per round
     workers = {
         (e, h): start(e, Workload(hidden=h, n=200)) for h in SIZES for e in ("batch", "reference")
     }
@@ -249,7 +249,9 @@ def report(demo: dict, large: dict, scale: dict, quick: bool) -> tuple[str, bool
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench engine", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="a smoke run: 3 micrograd steps")
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke run: 5 micrograd steps, no README figures"
+    )
     args = parser.parse_args(argv)
     demo = run_demo(args.quick)
     large = run_large()

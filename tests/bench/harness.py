@@ -49,7 +49,7 @@ class Worker:
 
 
 def machine() -> str:
-    """Date, CPUs, CPU model, Python: one line for the top of a report."""
+    """Date, CPUs, CPU model, load, Python: one line for the top of a report."""
     model = "unknown CPU"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -60,7 +60,8 @@ def machine() -> str:
         pass
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     py = f"{platform.python_implementation()} {platform.python_version()}"
-    return f"{when}; {os.cpu_count()} CPUs ({model}); {py} on {platform.system()}"
+    load = os.getloadavg()[0]  # other work on the machine shows up as noise in the timings
+    return f"{when}; {os.cpu_count()} CPUs ({model}), load average {load:.1f}; {py}"
 
 
 def version(dist: str) -> str:
