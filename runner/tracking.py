@@ -9,6 +9,7 @@ and `./mlruns` in the working directory).
 from __future__ import annotations
 
 import getpass
+import json
 import logging
 import os
 import socket
@@ -57,7 +58,8 @@ def resolve_tracking_uri(cli_uri: str | None, config_uri: str | None) -> str:
     if not uri:
         return mlflow.get_tracking_uri()  # nothing set in-process, so this is MLflow's default
     db = _sqlite_path(uri)
-    return f"sqlite:///{os.path.abspath(db)}" if db else uri
+    query = "".join(uri.partition("?")[1:])
+    return f"sqlite:///{os.path.abspath(db)}{query}" if db else uri
 
 
 def resolve_experiment(cli: str | None, config_experiment: str | None, config_name: str) -> str:
@@ -246,10 +248,8 @@ class Tracker:
             self.client.log_artifacts(run_id, str(run_dir))
             if result.status != "FINISHED":
                 return None
-            example = pd.DataFrame(dataset.X_train[:5], columns=list(dataset.feature_names))
-            return self._log_model(
-                run_id, run_dir / "model.json", example, Path(tmp, "model"), step
-            )
+            example = _example(files, dataset)
+            return self._log_model(run_id, run_dir / "model.json", example, Path(tmp, "m"), step)
 
     def _log_model(
         self, run_id: str, model_json: Path, example: pd.DataFrame, path: Path, step: int
@@ -347,6 +347,15 @@ def _write(root: str | Path, files: Mapping[str, str | bytes]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content.encode() if isinstance(content, str) else content)
     return Path(root)
+
+
+def _example(files: Mapping[str, bytes], dataset) -> pd.DataFrame:
+    """A few training rows as the model takes them: raw, before any standardization."""
+    rows = [list(x) for x in dataset.X_train[:5]]
+    if scale := json.loads(files["model.json"]).get("scale"):
+        mean, std = scale["mean"], scale["std"]
+        rows = [[v * s + m for v, m, s in zip(r, mean, std, strict=True)] for r in rows]
+    return pd.DataFrame(rows, columns=list(dataset.feature_names))
 
 
 def _param_value(value: Any) -> str:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from mlflow import MlflowClient
 
 from engine.graph import graphviz_available
 from runner.artifacts import predict
-from runner.config import flatten, run_config_from_dict
+from runner.config import flatten, load_run_config, run_config_from_dict
 from runner.datasets import make_dataset
 from runner.errors import BackendError
 from runner.tracking import (
@@ -34,6 +35,7 @@ from runner.tracking import (
 from runner.trial import TrialSpec, build_model, run_trial
 
 PY = sys.executable
+CONFIGS = Path(__file__).parents[2] / "configs"
 
 
 def _config(**training):
@@ -81,6 +83,8 @@ def test_tracking_uri_precedence_and_mlflow_default(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert resolve_tracking_uri(None, None) == f"sqlite:///{tmp_path}/mlflow.db"
     assert resolve_tracking_uri(None, "sqlite:///cfg.db") == f"sqlite:///{tmp_path}/cfg.db"
+    with_query = resolve_tracking_uri(None, "sqlite:///cfg.db?timeout=30")
+    assert with_query == f"sqlite:///{tmp_path}/cfg.db?timeout=30"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://env:5000")
     assert resolve_tracking_uri(None, "sqlite:///cfg.db") == "http://env:5000"
     assert resolve_tracking_uri("http://cli:5000", "sqlite:///cfg.db") == "http://cli:5000"
@@ -234,6 +238,19 @@ print(json.dumps({
     "runner_imported": any(k == "runner" or k.startswith("runner.") for k in sys.modules),
 }))
 """
+
+
+def test_a_standardized_model_shows_its_example_in_raw_units(tracker):
+    cfg = load_run_config(CONFIGS / "csv_example.yaml", ["training.steps=5"])
+    data = make_dataset(cfg.dataset, cfg.seed, cfg.base_dir)
+    raw = make_dataset(replace(cfg.dataset, standardize=False), cfg.seed, cfg.base_dir)
+    run_id = tracker.start_run("csv")
+    with run_guard(tracker, run_id):
+        model_id = tracker.log_trial(run_id, cfg, run_trial(TrialSpec(cfg)), data)
+    model = tracker.client.get_logged_model(model_id)
+    example = json.loads((Path(model.artifact_location) / "input_example.json").read_text())
+    assert example["columns"] == list(cfg.dataset.features)
+    assert example["data"] == [pytest.approx(list(x)) for x in raw.X_train[:5]]
 
 
 def _predict_in_fresh_process(uri: str, run_id: str, rows, tmp_path: Path) -> dict:
