@@ -124,8 +124,9 @@ class Tracker:
             # Before the client: its store would create a fresh database with artifacts in ./mlruns.
             exp = self._get_or_create_experiment()
             self.client = MlflowClient(uri)
-        except MlflowException as exc:
-            raise BackendError(f"{uri}: cannot use the tracking store: {exc.message}") from exc
+        except Exception as exc:  # whatever the store raised, it cannot be used
+            text = exc.message if isinstance(exc, MlflowException) else str(exc)
+            raise BackendError(f"{uri}: cannot use the tracking store: {text.strip()}") from exc
         if exp.lifecycle_stage != "active":
             raise BackendError(
                 f"{uri}: experiment {experiment_name!r} is deleted; restore it (mlflow experiments "
@@ -136,7 +137,10 @@ class Tracker:
     def _get_or_create_experiment(self) -> Any:
         """Another process may create the database or the experiment at the same moment, so a
         failure to create means: look again."""
-        root = artifact_root(self.uri) if _sqlite_path(self.uri) else None
+        db = _sqlite_path(self.uri)
+        root = artifact_root(self.uri) if db else None
+        if db:
+            Path(db).parent.mkdir(parents=True, exist_ok=True)
         for attempt in range(5):
             try:
                 if root:  # this store's experiments keep their artifacts beside the database
@@ -180,6 +184,7 @@ class Tracker:
         self._batch(run_id, params=[Param(k, _param_value(v)) for k, v in flat.items()])
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        """Set (or overwrite) run tags, values stringified."""
         self._batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_metrics(self, run_id: str, metrics: Sequence[tuple[str, float, int]]) -> None:

@@ -121,6 +121,17 @@ def test_artifacts_live_beside_the_database_not_in_the_working_dir(tmp_path, mon
     assert Tracker(uri, "exp").experiment_id == tracker.experiment_id
 
 
+def test_a_deleted_experiment_or_unusable_store_is_a_clear_error(tmp_path):
+    uri = f"sqlite:///{tmp_path}/new/dir/mlflow.db"  # missing directories are created
+    tracker = Tracker(uri, "gone")
+    tracker.client.delete_experiment(tracker.experiment_id)
+    with pytest.raises(BackendError, match=r"experiment 'gone' is deleted; restore it"):
+        Tracker(uri, "gone")
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(BackendError, match="cannot use the tracking store"):
+        Tracker(f"sqlite:///{tmp_path}/file/mlflow.db", "x")
+
+
 def test_processes_racing_to_create_the_store_agree_on_one_experiment(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     code = f"from runner.tracking import Tracker; print(Tracker({uri!r}, 'race').experiment_id)"
