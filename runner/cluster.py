@@ -259,8 +259,13 @@ def _n_workers(n_jobs: int) -> int:
     return n_jobs if n_jobs > 0 else max(1, (os.cpu_count() or 1) + 1 + n_jobs)
 
 
+# Ctrl-C in a terminal reaches the whole process group: the workers leave it to this process,
+# which closes them, instead of each printing a KeyboardInterrupt traceback.
+IGNORE_SIGINT = "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN)"
+
+
 def _start_local(n_workers: int, retries: int) -> LocalCluster:
-    """Worker processes with one thread each, on 127.0.0.1 only, no dashboard."""
+    """Worker processes with one thread each, all on 127.0.0.1."""
     try:
         with dask.config.set({"distributed.scheduler.allowed-failures": retries}):
             return LocalCluster(
@@ -269,7 +274,8 @@ def _start_local(n_workers: int, retries: int) -> LocalCluster:
                 processes=True,
                 host="127.0.0.1",
                 scheduler_port=0,
-                dashboard_address=None,
+                dashboard_address="127.0.0.1:0",  # its HTTP server runs anyway: keep it local
+                preload=[IGNORE_SIGINT],
             )
     except Exception as exc:
         raise BackendError(f"cannot start a local Dask cluster: {exc}; use --backend loky") from exc
