@@ -44,11 +44,6 @@ def _sources(package: str) -> list[tuple[str, str]]:
     ]
 
 
-def loaded(module: str) -> bool:
-    """Has this process imported `module`? (Tests ask workers whether mlflow ever came in.)"""
-    return module in sys.modules
-
-
 def allowed_failures(dask_scheduler: Any) -> int:
     """How often the scheduler reruns a task whose worker died before giving up on it."""
     return int(dask_scheduler.allowed_failures)
