@@ -5,6 +5,8 @@
 Every engine trains the same workload from the same initial weights in a process of its own (so
 peak RSS is its own); the engines take turns in rounds, so drift in the machine's speed hits all
 of them alike. micrograd trains once (100 steps, about two minutes), the fast engines ten times.
+Step costs are CPU time of the engine's process (user + system), which other work on the machine
+hardly changes; wall-clock medians are shown beside them.
 The report goes to stdout and, unless --quick, to tests/bench/LATEST.md.
 """
 
@@ -38,13 +40,14 @@ def start(engine: str, w: Workload) -> Worker:
 def alternate(workers: dict, steps: dict, rounds: int, what: str) -> dict:
     """Each worker runs steps[key] steps per round, in an order that rotates every round."""
     keys = list(workers)
-    out = {key: {"times": [], "trained": [], "error": None} for key in keys}
+    out = {key: {"times": [], "wall": [], "trained": [], "error": None} for key in keys}
     for r in range(rounds):
         for key in keys[r % len(keys) :] + keys[: r % len(keys)]:
             if out[key]["error"] is None:
                 reply = workers[key].ask(op="run", steps=steps[key])
                 out[key]["error"] = reply.get("error")
                 out[key]["times"] += reply.get("times", [])
+                out[key]["wall"] += reply.get("wall", [])
                 out[key]["trained"] += reply.get("trained", [])
         log(f"  {what}: round {r + 1}/{rounds} done")
     return out
@@ -68,7 +71,7 @@ def run_demo(quick: bool) -> dict:
             worker.close()
     X, y = DEMO.data()
     for r in res.values():
-        r["times"] = r["times"][1:]  # the first step of a fresh process warms its caches
+        r["times"], r["wall"] = r["times"][1:], r["wall"][1:]  # the first step warms caches
         r["accuracy"] = sorted({accuracy(ws, X, y) for ws in r["trained"]})
     return res
 
@@ -114,10 +117,10 @@ def _mib(kib: int) -> str:
 
 def _demo_table(demo: dict) -> list[str]:
     lines = [
-        "| engine | ms/step, median (IQR) | steps timed | speed vs micrograd | graph nodes/step "
-        "| peak RSS, MiB: process (above baseline) | traced peak of a step, MiB "
-        "| accuracy after 100 steps |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|",
+        "| engine | CPU ms/step, median (IQR) | wall ms/step, median | steps timed "
+        "| speed vs micrograd | graph nodes/step | peak RSS, MiB: process (above baseline) "
+        "| traced peak of a step, MiB | accuracy after 100 steps |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     base = summary(demo["micrograd"]["times"])[0]
     for e, r in demo.items():
@@ -129,7 +132,8 @@ def _demo_table(demo: dict) -> list[str]:
         traced = fmt(r["traced_step_bytes"] / 2**20)
         acc = ", ".join(f"{a:.2f}" for a in r["accuracy"]) or "n/a"
         lines.append(
-            f"| {ENGINES[e].label} | {fmt(m)} ({fmt(q1)}-{fmt(q3)}) | {len(r['times'])} "
+            f"| {ENGINES[e].label} | {fmt(m)} ({fmt(q1)}-{fmt(q3)}) "
+            f"| {fmt(summary(r['wall'])[0])} | {len(r['times'])} "
             f"| {base / m:,.0f}x | {nodes} | {rss} | {traced} | {acc} |"
         )
     ref = demo["reference"]["trained"][:1]
@@ -236,7 +240,7 @@ def report(demo: dict, large: dict, scale: dict, quick: bool) -> tuple[str, bool
         "",
         *_demo_table(demo),
         "",
-        "Scaling: 200 points, ms per step (median) against the forward multiply-adds per step:",
+        "Scaling: 200 points, CPU ms per step (median) against the forward multiply-adds per step:",
         "",
         *scaling,
         "",

@@ -4,7 +4,8 @@ over stdin/stdout, one JSON object per line.
     python -m tests.bench.worker ENGINE HIDDEN N      e.g.  batch 16,16 100
 
 Replies: first {"rss_base_kib", "recursion_limit"} once the imports and the model are ready; then
-for {"op": "run", "steps": s} the seconds of each of s training steps and the weights after each
+for {"op": "run", "steps": s} the CPU seconds ("times") and wall-clock seconds ("wall") of each
+of s training steps and the weights after each
 completed training (training restarts from the initial weights after `Workload.steps` steps), or
 {"error": ...} if a step raised; for {"op": "report"} the peak RSS, then (read after it) the
 tracemalloc peak of one more step and the nodes of one loss graph.
@@ -52,13 +53,14 @@ def main(argv: list[str]) -> None:
             nodes = count_nodes(root) if root is not None else 0
             _send({"rss_peak_kib": peak, "traced_step_bytes": traced, "nodes": nodes})
             continue
-        times, trained = [], []
+        times, wall, trained = [], [], []
         try:
             with gc_paused() if trainer.pause_gc else nullcontext():
                 for _ in range(cmd["steps"]):
-                    t0 = time.perf_counter()
+                    c0, t0 = time.process_time(), time.perf_counter()
                     trainer.step(k)
-                    times.append(time.perf_counter() - t0)
+                    times.append(time.process_time() - c0)
+                    wall.append(time.perf_counter() - t0)
                     k += 1
                     if k == w.steps:
                         trained.append(trainer.weights())
@@ -67,7 +69,7 @@ def main(argv: list[str]) -> None:
         except Exception as exc:  # e.g. micrograd's RecursionError: a result to report
             _send({"error": f"{type(exc).__name__}: {exc}", "at_step": k})
             continue
-        _send({"times": times, "trained": trained})
+        _send({"times": times, "wall": wall, "trained": trained})
 
 
 if __name__ == "__main__":
