@@ -8,6 +8,7 @@ and `./mlruns` in the working directory).
 
 from __future__ import annotations
 
+import fcntl
 import getpass
 import json
 import logging
@@ -36,7 +37,6 @@ from mlflow.types import ColSpec, Schema
 from mlflow.utils import validation as limits
 
 import engine
-from runner.artifacts import trial_files
 from runner.config import flatten
 from runner.errors import BackendError
 
@@ -135,33 +135,17 @@ class Tracker:
         self.experiment_id: str = exp.experiment_id
 
     def _get_or_create_experiment(self) -> Any:
-        """Another process may create the database or the experiment at the same moment, so a
-        failure to create means: look again."""
         db = _sqlite_path(self.uri)
-        root = artifact_root(self.uri) if db else None
-        if db:
-            Path(db).parent.mkdir(parents=True, exist_ok=True)
-        for attempt in range(5):
-            try:
-                if root:  # this store's experiments keep their artifacts beside the database
-                    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+        if db is None:
+            return _get_or_create(MlflowClient(self.uri), self.experiment_name)
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-                    store: Any = SqlAlchemyStore(self.uri, root)
-                else:
-                    store = MlflowClient(self.uri)
-                exp = store.get_experiment_by_name(self.experiment_name)
-                if exp is None:
-                    store.create_experiment(self.experiment_name)
-                    exp = store.get_experiment_by_name(self.experiment_name)
-                return exp
-            except MlflowException as exc:
-                if attempt == 4 or exc.error_code != "RESOURCE_ALREADY_EXISTS":
-                    raise
-            except Exception:  # e.g. two processes migrating one fresh sqlite file
-                if attempt == 4 or root is None:
-                    raise
-            time.sleep(0.1 * (attempt + 1))
-        raise AssertionError("unreachable")
+        Path(db).parent.mkdir(parents=True, exist_ok=True)
+        # Processes opening one fresh file at once would run MLflow's schema migrations
+        # concurrently and leave the database broken ("table _alembic_tmp_... already exists").
+        with _locked(Path(db).parent):
+            store = SqlAlchemyStore(self.uri, artifact_root(self.uri))
+            return _get_or_create(store, self.experiment_name)
 
     def start_run(
         self, name: str, tags: Mapping[str, str] | None = None, parent_run_id: str | None = None
@@ -247,6 +231,8 @@ class Tracker:
             tags=[RunTag(k, v) for k, v in tags.items()],
         )
         if files is None:
+            from runner.artifacts import trial_files  # matplotlib: only when a run is logged
+
             files = trial_files(config, result, dataset)
         with tempfile.TemporaryDirectory() as tmp:
             run_dir = _write(Path(tmp, "run"), files)
@@ -344,6 +330,30 @@ class Tracker:
             self.client.set_terminated(run.info.run_id, "KILLED")
             closed.append(run.info.run_id)
         return closed
+
+
+def _get_or_create(store: Any, name: str) -> Any:
+    """The experiment `name` in `store` (a client or a store), created if missing."""
+    exp = store.get_experiment_by_name(name)
+    if exp is None:
+        try:
+            store.create_experiment(name)
+        except MlflowException as exc:  # another process created it since we looked
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        exp = store.get_experiment_by_name(name)
+    return exp
+
+
+@contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """An exclusive lock between processes, held on the directory itself: no lock file."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _write(root: str | Path, files: Mapping[str, str | bytes]) -> Path:
