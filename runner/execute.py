@@ -17,6 +17,7 @@ Backends: `sequential` (in this process, a plain loop), `loky` (worker processes
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import BrokenExecutor
@@ -152,11 +153,10 @@ def _round(batch: list[TrialSpec], backend: Backend) -> Round:
 
 
 def _short(exc: BaseException) -> str:
-    """The exit codes loky reports, or the exception's first line."""
+    """What loky says of the dead, e.g. `exit code {SIGKILL(-9)}`, or the first line."""
     text = str(exc)
-    for line in text.splitlines():
-        if "exit codes" in line:
-            return line.strip().rstrip(".")
+    if codes := re.search(r"exit codes of the workers are (\{.*?\})", text):
+        return f"exit code {codes.group(1)}"
     return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
 
 

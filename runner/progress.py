@@ -60,7 +60,7 @@ class SweepBar:
         self.progress.update(self.task, advance=advance, counts=counts)
 
     def note(self, text: str) -> None:
-        self.progress.console.print(text, markup=False, highlight=False)
+        self.progress.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 @contextmanager
