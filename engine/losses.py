@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from engine.value import Value, sigmoid
+from engine.value import Value, fsum, sigmoid
 
 
 def _check(name: str, xs: Sequence[object], ys: Sequence[object]) -> int:
@@ -28,7 +28,7 @@ def hinge_loss(scores: Sequence[Value], y: Sequence[int]) -> Value:
                 f"hinge_loss: labels must be -1 or +1, got {yi!r} at index {i}; map 0/1 to 2*y - 1"
             )
     margins = [1.0 - yi * s.data for s, yi in zip(scores, y, strict=True)]
-    out = math.fsum(m for m in margins if m > 0) / n
+    out = fsum(m for m in margins if m > 0) / n
     local = tuple(-yi / n if m > 0 else 0.0 for m, yi in zip(margins, y, strict=True))
     return Value(out, tuple(scores), "hinge", _local=local)
 
@@ -43,7 +43,7 @@ def bce_with_logits(logits: Sequence[Value], y: Sequence[float]) -> Value:
         if not 0 <= yi <= 1:
             raise ValueError(f"bce_with_logits: targets must be in [0, 1], got {yi!r} at index {i}")
     pairs = [(z.data, yi) for z, yi in zip(logits, y, strict=True)]
-    out = math.fsum(max(z, 0.0) + math.log1p(math.exp(-abs(z))) - yi * z for z, yi in pairs) / n
+    out = fsum(max(z, 0.0) + math.log1p(math.exp(-abs(z))) - yi * z for z, yi in pairs) / n
     local = tuple((sigmoid(z) - yi) / n for z, yi in pairs)
     return Value(out, tuple(logits), "bce", _local=local)
 
@@ -52,7 +52,7 @@ def mse_loss(preds: Sequence[Value], targets: Sequence[float]) -> Value:
     """mean_i (p_i - t_i)^2; d/dp_i = 2 (p_i - t_i) / n."""
     n = _check("mse_loss", preds, targets)
     diffs = [p.data - t for p, t in zip(preds, targets, strict=True)]
-    out = math.fsum(d * d for d in diffs) / n
+    out = fsum(d * d for d in diffs) / n
     return Value(out, tuple(preds), "mse", _local=tuple(2.0 * d / n for d in diffs))
 
 
@@ -72,15 +72,15 @@ def cross_entropy(logits: Sequence[Sequence[Value]], y: Sequence[int]) -> Value:
         zs = [z.data for z in row]
         m = max(zs)
         es = [math.exp(z - m) for z in zs]
-        total = math.fsum(es)
+        total = fsum(es)
         terms.append(m + math.log(total) - zs[yi])
         children.extend(row)
         local.extend((e / total - (j == yi)) / n for j, e in enumerate(es))
-    return Value(math.fsum(terms) / n, tuple(children), "cross_entropy", _local=tuple(local))
+    return Value(fsum(terms) / n, tuple(children), "cross_entropy", _local=tuple(local))
 
 
 def l2_penalty(params: Sequence[Value], alpha: float) -> Value:
     """alpha * sum_i p_i^2; d/dp_i = 2 alpha p_i."""
     ps = tuple(params)
-    out = alpha * math.fsum(p.data * p.data for p in ps)
+    out = alpha * fsum(p.data * p.data for p in ps)
     return Value(out, ps, "l2", _local=tuple(2.0 * alpha * p.data for p in ps))

@@ -33,6 +33,16 @@ def sigmoid(x: float) -> float:
     return e / (1.0 + e)
 
 
+def fsum(xs: Iterable[float]) -> float:
+    """math.fsum (correctly rounded, so independent of order), but overflow gives inf and
+    inf - inf gives nan, as plain float addition does, instead of raising."""
+    xs = list(xs)
+    try:
+        return math.fsum(xs)
+    except (OverflowError, ValueError):
+        return sum(xs, 0.0)
+
+
 def _exp(x: float) -> float:
     try:
         return math.exp(x)
@@ -203,7 +213,7 @@ class Value:
 def vsum(values: Iterable[Value]) -> Value:
     """Sum of many Values as one node (d/dv_i = 1)."""
     vs = tuple(values)
-    return Value(math.fsum(v.data for v in vs), vs, "sum", _local=(1.0,) * len(vs))
+    return Value(fsum(v.data for v in vs), vs, "sum", _local=(1.0,) * len(vs))
 
 
 def linear(w: Sequence[Value], x: Sequence[Value | Number], b: Value | None = None) -> Value:

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from runner.config import describe_keys
 from runner.errors import MgrunError
 
 app = typer.Typer(
@@ -67,13 +68,7 @@ def user_errors(command: Callable[..., int | None]) -> Callable[..., None]:
     return wrapper
 
 
-def _config_help() -> str:
-    from runner.config import describe_keys
-
-    return describe_keys()
-
-
-@app.command()
+@app.command(epilog="Config keys (YAML, or --set KEY=VALUE):\n\n\b\n" + describe_keys())
 @user_errors
 def train(
     config: ConfigArg,
@@ -160,7 +155,7 @@ def sweep(
 @user_errors
 def keys() -> None:
     """List every config key with its default and meaning."""
-    typer.echo(_config_help())
+    typer.echo(describe_keys())
 
 
 @app.command()

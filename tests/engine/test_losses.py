@@ -133,3 +133,15 @@ def test_bad_inputs_are_rejected_with_the_fix():
         bce_with_logits(s, [1, -1])
     with pytest.raises(ValueError, match=r"0\.\.1"):
         cross_entropy([s], [2])
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: l2_penalty([Value(1e200), Value(1e200)], 1.0),
+        lambda: mse_loss([Value(1e200), Value(-1e200)], [0.0, 0.0]),
+        lambda: vsum([Value(1e308), Value(1e308)]),
+    ],
+)
+def test_overflowing_sums_give_inf_not_an_exception(make):
+    assert make().data == math.inf
