@@ -23,7 +23,7 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import BrokenExecutor
 from pathlib import Path
 
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, effective_n_jobs
 
 from runner.errors import BackendError
 from runner.trial import TrialResult, TrialSpec, run_trial
@@ -72,7 +72,7 @@ class LokyBackend(Backend):
 
     @property
     def parallelism(self) -> int:
-        return self.n_jobs if self.n_jobs > 0 else max(1, (os.cpu_count() or 1) + 1 + self.n_jobs)
+        return effective_n_jobs(self.n_jobs)  # -1: the cores this process may use
 
     def worker_died(self, exc: BaseException) -> bool:
         return isinstance(exc, BrokenExecutor)  # loky's TerminatedWorkerError is one

@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = {"engine": "tests.bench.engine_speed"}  # name -> module with main(argv) -> int
+# name -> module with main(argv) -> int
+BENCHMARKS = {"engine": "tests.bench.engine_speed", "sweep": "tests.bench.sweep_speed"}
 
 
 def main(argv: list[str]) -> int:

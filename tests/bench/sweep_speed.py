@@ -1,0 +1,168 @@
+"""Issue 4: `mgrun sweep` on every core against one core, and what MLflow costs per trial.
+
+    python -m tests.bench sweep [--quick]
+
+16 trials of about a second each (the step count is calibrated on this machine), recorded in a
+fresh sqlite store each time: once with --n-jobs 1, once on all cores. Reported: speed-up and
+parallel efficiency of the whole sweep and of the fan-out alone (no MLflow), and the parent's
+MLflow time per trial as a share of the trial's training time, with where that time goes.
+Targets: efficiency >= 0.9 (1.8x on 2 cores); logging < 5% of a trial.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import logging
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from tests.bench.harness import machine
+
+BASE = """\
+name: bench
+seed: 0
+dataset: {{kind: moons, n_samples: 100, noise: 0.1, test_fraction: 0.2}}
+model: {{hidden: [16, 16]}}
+training: {{steps: {steps}, lr: 0.1, eval_every: 25}}
+"""
+SWEEP = "base: base.yaml\nparams: {{training.lr: [0.05, 0.1, 0.2, 0.4]}}\nseeds: {seeds}\n"
+# Where a trial's MLflow time goes: (label, function name as cProfile records it).
+PARTS = (
+    ("files: loss plot", "loss_curves"),
+    ("files: gradient plot", "final_gradients"),
+    ("files: decision boundary", "decision_boundary"),
+    ("files: expression graph", "_graph"),
+    ("upload the files", "log_artifacts"),
+    ("pyfunc model", "_log_model"),
+    ("params, metrics, tags", "_batch"),
+)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def calibrate(seconds: float) -> int:
+    """Steps of the bench config that train in about `seconds` here."""
+    from runner.config import run_config_from_dict
+    from runner.trial import TrialSpec, run_trial
+
+    cfg = run_config_from_dict(yaml.safe_load(BASE.format(steps=50)))
+    took = min(run_trial(TrialSpec(cfg)).seconds for _ in range(3))
+    return max(10, round(50 * seconds / took))
+
+
+def write_sweep(tmp: Path, steps: int, seeds: list[int]) -> Path:
+    (tmp / "base.yaml").write_text(BASE.format(steps=steps))
+    path = tmp / "bench.yaml"
+    path.write_text(SWEEP.format(seeds=seeds))
+    return path
+
+
+def timed_sweep(path: Path, n_jobs: int, uri: str):
+    """Wall time of the whole sweep into an existing store (creating one is a one-off cost)."""
+    from runner.execute import make_backend
+    from runner.sweep import load_sweep
+    from runner.sweep_cmd import Execution, run_sweep
+    from runner.tracking import Tracker
+
+    sweep = load_sweep(path)
+    Tracker(uri, sweep.name)
+    backend = make_backend("loky", n_jobs)
+    start = time.perf_counter()
+    outcome = run_sweep(sweep, backend, Execution("loky", n_jobs, 1), True, uri, None, False)
+    assert outcome.all_finished, [r.reason for r in outcome.rows if r.reason]
+    return time.perf_counter() - start, outcome
+
+
+def timed_fanout(path: Path, n_jobs: int) -> float:
+    from runner.execute import make_backend, run_trials
+    from runner.sweep import load_sweep
+
+    specs = [t.spec for t in load_sweep(path).trials]
+    start = time.perf_counter()
+    assert len(list(run_trials(specs, make_backend("loky", n_jobs)))) == len(specs)
+    return time.perf_counter() - start
+
+
+def logging_parts(path: Path, uri: str) -> tuple[float, dict[str, float]]:
+    """One trial logged under cProfile: total seconds and the seconds of each part."""
+    from runner.datasets import make_dataset
+    from runner.sweep import load_sweep
+    from runner.tracking import Tracker
+    from runner.trial import run_trial
+
+    spec = load_sweep(path).trials[0].spec
+    result = run_trial(spec)
+    data = make_dataset(spec.config.dataset, spec.config.seed, spec.config.base_dir)
+    tracker = Tracker(uri, "profile")
+    run_id = tracker.start_run("profile")
+    profile = cProfile.Profile()
+    start = time.perf_counter()
+    profile.runcall(tracker.log_trial, run_id, spec.config, result, data)
+    total = time.perf_counter() - start
+    tracker.end_run(run_id, "FINISHED")
+    stats = pstats.Stats(profile).stats  # {(file, line, name): (cc, nc, tt, ct, callers)}
+    cumulative: dict[str, float] = {}
+    for (_, _, name), (_, _, _, ct, _) in stats.items():
+        cumulative[name] = max(cumulative.get(name, 0.0), ct)
+    return total, {label: cumulative.get(fn, 0.0) for label, fn in PARTS}
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench sweep")
+    parser.add_argument("--quick", action="store_true", help="4 short trials: a smoke run")
+    args = parser.parse_args(argv)
+    logging.getLogger("mlflow").setLevel(logging.ERROR)  # per-trial signature warnings
+    from runner.execute import make_backend
+
+    cores = make_backend("loky", -1).parallelism
+    trial_s, seeds = (0.3, [0]) if args.quick else (1.0, [0, 1, 2, 3])
+    steps = calibrate(trial_s)
+    log(f"sweep bench: {4 * len(seeds)} trials of {steps} steps (~{trial_s} s), 1 vs {cores} cores")
+    with tempfile.TemporaryDirectory(prefix="mgrun-bench-") as tmp:
+        path = write_sweep(Path(tmp), steps, seeds)
+        runs = {}
+        for n_jobs in (1, -1):
+            uri = f"sqlite:///{tmp}/{'serial' if n_jobs == 1 else 'parallel'}.db"
+            log(f"  whole sweep, --n-jobs {n_jobs} ...")
+            runs[n_jobs] = timed_sweep(path, n_jobs, uri)
+        log("  fan-out only (no MLflow) ...")
+        fan = {n: timed_fanout(path, n) for n in (1, -1)}
+        log("  one trial's logging under cProfile ...")
+        profiled, parts = logging_parts(path, f"sqlite:///{tmp}/profile.db")
+
+    rows = runs[1][1].rows
+    train = statistics.median(r.seconds for r in rows)
+    logged = statistics.median(r.log_seconds for r in rows)
+    speedup = runs[1][0] / runs[-1][0]
+    fan_speedup = fan[1] / fan[-1]
+    share = logged / train
+    ok_speed = speedup / cores >= 0.9 or cores == 1
+    ok_log = share < 0.05
+
+    print(f"# sweep benchmark\n{machine()}\n")
+    print(f"{len(rows)} trials, median training time {train:.2f} s each")
+    print(f"whole sweep: 1 core {runs[1][0]:.1f} s, {cores} cores {runs[-1][0]:.1f} s")
+    print(f"  speed-up {speedup:.2f}x, parallel efficiency {speedup / cores:.0%}")
+    print(f"fan-out only (no MLflow): 1 core {fan[1]:.1f} s, {cores} cores {fan[-1]:.1f} s")
+    print(f"  speed-up {fan_speedup:.2f}x, parallel efficiency {fan_speedup / cores:.0%}")
+    print(f"MLflow logging per trial (parent): median {logged:.3f} s = {share:.0%} of a trial")
+    print(f"  where one trial's {profiled:.3f} s go (cumulative, parts overlap):")
+    for label, seconds in parts.items():
+        print(f"    {label:<26} {seconds:.3f} s")
+    verdict = "PASS" if ok_speed else "FAIL"
+    print(f"{verdict}: speed-up {speedup:.2f}x on {cores} cores (>= {0.9 * cores:.1f}x)")
+    print(f"{'PASS' if ok_log else 'FAIL'}: logging {share:.1%} of a trial's time (< 5%)")
+    return 0 if ok_speed and ok_log else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
