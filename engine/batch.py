@@ -93,8 +93,7 @@ def forward_batch(model: MLP, X: Sequence[Sequence[float]]) -> list[list[Value]]
         a = [[f(sum(map(mul, w, x), 0.0) + b) for w, b in wb] for x in a]
         acts.append(a)
     gout = [[0.0] * len(row) for row in a]
-    # model.parameters(), in its order, without building every parameter's name
-    params = tuple(p for layer in model.layers for n in layer.neurons for p in (*n.w, n.b))
+    params = tuple(model.parameters())
     net = Value(
         0.0,
         params,

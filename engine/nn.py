@@ -14,6 +14,7 @@ class Module:
     """Anything with parameters."""
 
     def parameters(self) -> list[Value]:
+        """The parameters in `named_parameters()` order (subclasses skip building the names)."""
         return [p for _, p in self.named_parameters()]
 
     def named_parameters(self) -> list[tuple[str, Value]]:
@@ -56,6 +57,9 @@ class Neuron(Module):
         act = linear(self.w, x, self.b)
         return act if self.activation == "linear" else getattr(act, self.activation)()
 
+    def parameters(self) -> list[Value]:
+        return [*self.w, self.b]
+
     def named_parameters(self) -> list[tuple[str, Value]]:
         return [(f"w.{i}", w) for i, w in enumerate(self.w)] + [("b", self.b)]
 
@@ -75,6 +79,9 @@ class Layer(Module):
     def __call__(self, x: Sequence[Value | Number]) -> Value | list[Value]:
         out = [n(x) for n in self.neurons]
         return out[0] if len(out) == 1 else out
+
+    def parameters(self) -> list[Value]:
+        return [p for n in self.neurons for p in n.parameters()]
 
     def named_parameters(self) -> list[tuple[str, Value]]:
         return [
@@ -119,6 +126,9 @@ class MLP(Module):
     def sizes(self) -> list[int]:
         """[nin, *nouts]."""
         return [len(self.layers[0].neurons[0].w)] + [len(layer.neurons) for layer in self.layers]
+
+    def parameters(self) -> list[Value]:
+        return [p for layer in self.layers for p in layer.parameters()]
 
     def named_parameters(self) -> list[tuple[str, Value]]:
         return [
