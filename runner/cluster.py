@@ -89,18 +89,15 @@ class DaskBackend(Backend):
                 self.client = _connect(address, timeouts.connect)
                 self.where = f"Dask scheduler {address}"
             summary = preflight(self.client, self.where, timeouts)
-            self.allowed_failures = self.client.run_on_scheduler(probe.allowed_failures)
+            reruns = self.client.run_on_scheduler(probe.allowed_failures)
         except BaseException:
             self.close()
             raise
-        print(summary, file=sys.stderr, flush=True)
-        if address is not None and self.allowed_failures != retries:
-            print(
-                f"note: this scheduler reruns a trial whose worker died up to "
-                f"{self.allowed_failures} times (its distributed.scheduler.allowed-failures); "
-                "--retries only sizes local clusters",
-                file=sys.stderr,
-            )
+        # On someone else's scheduler its own allowed-failures, not --retries, is the budget.
+        print(
+            f"{summary}; a trial whose worker dies runs again up to {reruns} time(s)",
+            file=sys.stderr,
+        )
 
     @property
     def parallelism(self) -> int:
@@ -329,5 +326,5 @@ def _given_up(spec: TrialSpec, deaths: int) -> TrialResult:
         status="FAILED",
         config_hash=spec.config_hash,
         index=spec.index,
-        reason=f"its Dask worker died {deaths} times (killed or out of memory?); Dask gave up",
+        reason=f"its Dask worker died {deaths} time(s) (killed or out of memory?); Dask gave up",
     )
