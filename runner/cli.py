@@ -22,6 +22,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: paragraphs rewrap, \b blocks stay as written
 )
 
 ConfigArg = Annotated[Path, typer.Argument(help="A run config (YAML), e.g. configs/moons.yaml.")]
@@ -192,12 +193,20 @@ def ui(
     host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes it.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to serve on.")] = 5000,
 ) -> int:
-    """Open the MLflow UI on the store `mgrun train` writes to.
+    """Open the MLflow UI on the store `mgrun train` writes to (one worker, no job runner).
 
-    For a team, run one shared tracking server instead and point everyone at it:
-    `mlflow server --backend-store-uri sqlite:///mlflow.db --artifacts-destination ./mlruns
-    --serve-artifacts --host 0.0.0.0 --port 5000 --workers 1`, then
-    `mgrun train CONFIG --tracking-uri http://HOST:5000` (or export MLFLOW_TRACKING_URI).
+    For a team, run one shared tracking server on a machine everyone reaches, and point every
+    mgrun at it (the server proxies artifacts, so clients need no access to its disk):
+
+    \b
+      MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow server \\
+        --backend-store-uri sqlite:///mlflow.db \\
+        --serve-artifacts --artifacts-destination ./mlruns \\
+        --host 0.0.0.0 --port 5000 --workers 1 --allowed-hosts 'tracking.example.org:5000'
+      mgrun train CONFIG --tracking-uri http://tracking.example.org:5000
+
+    (or export MLFLOW_TRACKING_URI). Without --allowed-hosts the server only answers requests
+    addressed to localhost or a private IP.
     """
     import subprocess
 

@@ -65,7 +65,7 @@ def train_command(
                 result = run_trial(spec, on_step=on_step)
             finally:
                 stream.flush()
-        tracker.log_trial(run_id, cfg, result, data, metrics=False)
+        tracker.log_trial(run_id, cfg, result, data, params=False, metrics=False)
         guard.status = "FINISHED" if result.status == "FINISHED" else "FAILED"
         guard.reason = result.reason
         guard.traceback = result.traceback
