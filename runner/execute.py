@@ -8,7 +8,8 @@ the parent's temp dir. `run_trials` drives any backend and survives dead workers
   Workers mark the trials they start, so after a break the trials that never started go back in
   the queue uncharged, while the ones in flight are suspects: each is run again alone, where a
   death can only be its own. A trial charged with more than `retries` deaths comes back FAILED.
-- Workers run `_work` -> `runner.trial.run_trial`, which never imports mlflow.
+- Workers run `_work`: `runner.trial.run_trial`, then the run's files (plots, model, graph) drawn
+  by `runner.artifacts`, so the parent only uploads them. Neither imports mlflow.
 
 Backends: `sequential` (in this process, a plain loop), `loky` (worker processes on this machine),
 `dask` (a Dask cluster: `runner.cluster.DaskBackend`).
@@ -21,6 +22,7 @@ import re
 import tempfile
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import BrokenExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from joblib import Parallel, delayed, effective_n_jobs
@@ -93,15 +95,34 @@ def make_backend(
     raise BackendError(f"--backend {name}: unknown backend; use loky, sequential or dask")
 
 
-def _work(spec: TrialSpec, marks: str | None) -> TrialResult:
-    """The worker's job: mark the trial as started, train it, unmark it."""
+@dataclass
+class WorkedTrial(TrialResult):
+    """A trial's result with its run's files, {path: bytes}; None if drawing them failed."""
+
+    files: dict[str, bytes] | None = None
+
+
+def _work(spec: TrialSpec, marks: str | None) -> WorkedTrial:
+    """The worker's job: mark the trial as started, train it, draw its files, unmark it."""
     mark = Path(marks, str(spec.index)) if marks else None
     if mark:
         mark.write_text(str(os.getpid()))
-    result = run_trial(spec)
+    result = WorkedTrial(**vars(run_trial(spec)))
+    result.files = _files(spec, result)
     if mark:
         mark.unlink(missing_ok=True)
     return result
+
+
+def _files(spec: TrialSpec, result: TrialResult) -> dict[str, bytes] | None:
+    from runner.artifacts import trial_files  # matplotlib: imported by workers only when used
+    from runner.datasets import make_dataset
+
+    cfg = spec.config
+    try:
+        return trial_files(cfg, result, make_dataset(cfg.dataset, cfg.seed, cfg.base_dir))
+    except Exception:  # the parent draws them again and reports the error against this trial
+        return None
 
 
 def run_trials(

@@ -135,9 +135,9 @@ def run_sweep(
                 for result in results:
                     row = _log_child(tracker, parent, sweep, by_index[result.index], result)
                     rows[result.index] = row
-                    bar.advance(result.status)
-                    if result.status != "FINISHED":
-                        bar.note(f"trial {result.index} FAILED: {result.reason}")
+                    bar.advance(row.status)
+                    if row.status != "FINISHED":
+                        bar.note(f"trial {result.index} FAILED: {row.reason}")
         ordered = [rows[t.spec.index] for t in sweep.trials]
         best = best_row(ordered, sweep.config.maximize)
         _log_summary(tracker, parent, sweep, ordered, best)
@@ -171,8 +171,7 @@ def _resumed(tracker: Any, sweep: Sweep) -> dict[int, Row]:
     for t in sweep.trials:
         run_id = earlier.get(t.spec.config_hash)
         if run_id is not None:
-            # TODO(lead): a Tracker method for a run's final metrics would keep the client inside.
-            value = tracker.client.get_run(run_id).data.metrics.get(sweep.config.metric)
+            value = tracker.run_metrics(run_id).get(sweep.config.metric)
             rows[t.spec.index] = Row(t, "FINISHED", value, run_id, resumed=True)
     return rows
 
@@ -201,18 +200,24 @@ def _log_child(
     cfg = trial.spec.config
     tags = {"mgrun.config_hash": trial.spec.config_hash, "mgrun.sweep_index": str(trial.spec.index)}
     run_id = tracker.start_run(f"{sweep.name}-{trial.spec.index:03d}", tags, parent_run_id=parent)
-    with run_guard(tracker, run_id) as guard:
-        tracker.log_trial(run_id, cfg, result, make_dataset(cfg.dataset, cfg.seed, cfg.base_dir))
-        guard.status = "FINISHED" if result.status == "FINISHED" else "FAILED"
-        guard.reason, guard.traceback = result.reason, result.traceback
+    status, reason = result.status, result.reason or ""
+    try:
+        with run_guard(tracker, run_id) as guard:
+            data = make_dataset(cfg.dataset, cfg.seed, cfg.base_dir)
+            files = getattr(result, "files", None)  # drawn by the worker (runner.execute)
+            tracker.log_trial(run_id, cfg, result, data, files=files)
+            guard.status = "FINISHED" if result.status == "FINISHED" else "FAILED"
+            guard.reason, guard.traceback = result.reason, result.traceback
+    except Exception as exc:  # the guard ended this run FAILED; one trial's record, not the sweep
+        status, reason = "FAILED", f"could not record the trial: {type(exc).__name__}: {exc}"
     value = result.final_metrics.get(sweep.config.metric)
     return Row(
         trial,
-        result.status,
+        status,
         value,
         run_id,
         seconds=result.seconds,
-        reason=result.reason or "",
+        reason=reason,
         log_seconds=time.perf_counter() - start,
     )
 
