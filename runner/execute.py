@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import warnings
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import BrokenExecutor
 from dataclasses import dataclass
@@ -158,7 +159,9 @@ def run_trials(
 
 def _round(batch: list[TrialSpec], backend: Backend) -> Round:
     done: set[int] = set()
-    with tempfile.TemporaryDirectory(prefix="mgrun-marks-") as marks:
+    with tempfile.TemporaryDirectory(prefix="mgrun-marks-") as marks, warnings.catch_warnings():
+        # Stopping early (Ctrl-C) cancels queued trials on purpose; joblib would warn about it.
+        warnings.filterwarnings("ignore", "[0-9]+ tasks which were still being processed")
         where = marks if backend.marks else None
         try:
             for result in backend.parallel()(delayed(_work)(s, where) for s in batch):
