@@ -1,31 +1,21 @@
 """Sweeps on Dask: a scheduler at `--address`, or a local cluster started (and closed) here.
 
-Before any trial is sent, `preflight` makes sure the cluster can run them: a worker must join in
-time, and the scheduler and every worker must import mgrun with source files byte-identical to
-this checkout's. Both matter: the scheduler unpickles each task and the workers run it, a worker
-that cannot unpickle one drops out of the cluster, and joblib then waits forever. A version
-number alone would miss an edited or stale checkout, so `engine/` and `runner/` are hashed file
-by file. The probe is `runner.probe.describe`, pickled by value, so it reaches processes that
-cannot import mgrun and reports that instead.
-
-Trials go through joblib's own dask backend with two fixes (`_JoblibDask`), and their task keys
-name the trial (`_Named`). A trial whose worker dies is rerun by Dask on another worker, up to the
-scheduler's `distributed.scheduler.allowed-failures` (a local cluster sets it to `--retries`);
-after that Dask gives up on it (KilledWorker) and it comes back FAILED while the others go on.
+Connecting checks the cluster first (`runner.preflight`). Trials then go through joblib's own
+dask backend with two fixes (`_JoblibDask`), and their task keys name the trial (`_Named`). A
+trial whose worker dies is run again by Dask on another worker, up to the scheduler's
+`distributed.scheduler.allowed-failures` (a local cluster sets it to `--retries`); after that
+Dask gives up on it (KilledWorker) and it comes back FAILED while the others go on.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 import sys
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from runner import probe
 from runner.errors import BackendError
@@ -33,7 +23,6 @@ from runner.execute import Backend
 from runner.trial import TrialResult, TrialSpec
 
 try:
-    import cloudpickle
     import dask
     from distributed import Client, KilledWorker, LocalCluster
     from joblib import Parallel
@@ -44,15 +33,7 @@ except ImportError as exc:  # an optional extra: only `--backend dask` needs it
         "pip install 'mgrun[dask]', or use --backend loky"
     ) from exc
 
-cloudpickle.register_pickle_by_value(probe)
-
-MODULES = ("engine", "runner.cluster")  # what unpickling a trial's task imports
-PACKAGES = ("engine", "runner")  # whose sources must match the client's
-FIX = (
-    "install the same mgrun on the scheduler and every worker "
-    "(pip install 'mgrun[dask]' from this checkout; see README, Running on a cluster)"
-)
-T = TypeVar("T")
+from runner.preflight import preflight  # noqa: E402 - needs dask, checked just above
 
 
 @dataclass(frozen=True)
@@ -88,7 +69,7 @@ class DaskBackend(Backend):
             else:
                 self.client = _connect(address, timeouts.connect)
                 self.where = f"Dask scheduler {address}"
-            summary = preflight(self.client, self.where, timeouts)
+            summary = preflight(self.client, self.where, timeouts.workers, timeouts.probe)
             reruns = self.client.run_on_scheduler(probe.allowed_failures)
         except BaseException:
             self.close()
@@ -150,94 +131,6 @@ class DaskBackend(Backend):
         if cluster is not None:
             with suppress(Exception):
                 cluster.close(timeout=20)
-
-
-def preflight(client: Client, where: str, timeouts: Timeouts = Timeouts()) -> str:
-    """Check that the cluster can run this checkout's trials; a one-line summary, or
-    BackendError naming `where`, the process at fault and the fix."""
-    try:
-        client.wait_for_workers(1, timeout=timeouts.workers)
-    except (TimeoutError, OSError) as exc:
-        raise BackendError(
-            f"{where}: no Dask worker joined within {timeouts.workers:g} s; start workers with "
-            f"`dask worker {client.scheduler.address} --nthreads 1 --nworkers N`"
-        ) from exc
-    mine = probe.describe(MODULES, PACKAGES)
-
-    def ask() -> dict[str, Any]:
-        workers = client.run(probe.describe, MODULES, PACKAGES, on_error="return")
-        try:
-            scheduler: Any = client.run_on_scheduler(probe.describe, MODULES, PACKAGES)
-        except Exception as exc:  # reported below like a worker's failure
-            scheduler = exc
-        return {"the scheduler": scheduler} | {f"worker {w}": r for w, r in workers.items()}
-
-    try:
-        reports = _within(timeouts.probe, ask)
-    except TimeoutError as exc:
-        raise BackendError(
-            f"{where}: the scheduler or a worker did not answer mgrun's probe within "
-            f"{timeouts.probe:g} s; check that they are alive and reachable (firewall)"
-        ) from exc
-    for who, report in reports.items():
-        problem = _mismatch(mine, report)
-        if problem:
-            raise BackendError(f"{where}: {who} {problem}; {FIX}")
-    threads = client.nthreads()
-    digest = hashlib.sha256(json.dumps(mine["sources"], sort_keys=True).encode()).hexdigest()
-    return (
-        f"{where}: {len(threads)} worker(s), {sum(threads.values())} thread(s); "
-        f"mgrun {mine['version']} (sources {digest[:12]}) on the scheduler and every worker"
-    )
-
-
-def _mismatch(mine: dict[str, Any], theirs: Any) -> str | None:
-    """What keeps a process whose probe said `theirs` from running this checkout's trials."""
-    if isinstance(theirs, BaseException):
-        text = str(theirs).strip().splitlines()
-        return (
-            f"cannot run mgrun's probe ({type(theirs).__name__}: {text[0] if text else ''}); "
-            f"it needs Python {_minor(mine['python'])} like this machine"
-        )
-    if "error" in theirs:
-        return f"cannot import mgrun ({theirs['error']})"
-    if _minor(theirs["python"]) != _minor(mine["python"]):
-        return f"runs Python {theirs['python']}, this machine {mine['python']}"
-    ours, other = mine["sources"], theirs["sources"]
-    differ = sorted(k for k in ours.keys() | other.keys() if ours.get(k) != other.get(k))
-    if not differ:
-        return None
-    more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
-    return (
-        f"has other mgrun code ({', '.join(differ[:3])}{more} differ; "
-        f"mgrun {theirs['version']} there, {mine['version']} here)"
-    )
-
-
-def _minor(python: str) -> str:
-    return ".".join(python.split(".")[:2])
-
-
-def _within(seconds: float, call: Callable[[], T]) -> T:
-    """call(), or TimeoutError after `seconds`; a call that never returns is left to a daemon
-    thread, which cannot hold up the exit."""
-    box: list[tuple[bool, Any]] = []
-
-    def target() -> None:
-        try:
-            box.append((True, call()))
-        except BaseException as exc:
-            box.append((False, exc))
-
-    thread = threading.Thread(target=target, name="mgrun-probe", daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if not box:
-        raise TimeoutError(f"no answer within {seconds:g} s")
-    ok, value = box[0]
-    if not ok:
-        raise value
-    return value
 
 
 def _connect(address: str, timeout: float) -> Client:
