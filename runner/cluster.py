@@ -127,7 +127,7 @@ class DaskBackend(Backend):
         client, cluster, self.client, self.cluster = self.client, self.cluster, None, None
         if client is not None:
             with suppress(Exception):
-                client.close()
+                client.close(timeout=10)
         if cluster is not None:
             with suppress(Exception):
                 cluster.close(timeout=20)
