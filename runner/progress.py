@@ -24,18 +24,22 @@ class StepBar:
         self.progress.update(self.task, completed=step + 1, metrics=shown)
 
 
-@contextmanager
-def step_progress(total: int, name: str, enabled: bool = True) -> Iterator[StepBar]:
-    progress = Progress(
+def _progress(field: str, enabled: bool) -> Progress:
+    """A bar with a name, counts, one free-text field and an ETA, on stderr."""
+    return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[metrics]}"),
+        TextColumn(f"{{task.fields[{field}]}}"),
         TimeRemainingColumn(),
         console=Console(stderr=True),
         disable=not enabled,
     )
-    with progress:
+
+
+@contextmanager
+def step_progress(total: int, name: str, enabled: bool = True) -> Iterator[StepBar]:
+    with _progress("metrics", enabled) as progress:
         yield StepBar(progress, progress.add_task(name, total=total, metrics=""))
 
 
@@ -65,14 +69,5 @@ class SweepBar:
 
 @contextmanager
 def sweep_progress(total: int, name: str, enabled: bool = True) -> Iterator[SweepBar]:
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[counts]}"),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=not enabled,
-    )
-    with progress:
+    with _progress("counts", enabled) as progress:
         yield SweepBar(progress, progress.add_task(name, total=total, counts=""), total)

@@ -17,9 +17,8 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import psutil
 import pytest
@@ -32,9 +31,9 @@ from runner.errors import BackendError
 from runner.execute import run_trials
 from runner.sweep import load_sweep
 from runner.tracking import server_command
+from tests.support import wait_for
 
 register_pickle_by_value(sys.modules[__name__])  # helpers below run on the workers
-T = TypeVar("T")
 Procs = list[subprocess.Popen]
 ROOT = Path(__file__).resolve().parents[2]
 DASK = str(Path(sys.executable).with_name("dask"))
@@ -78,15 +77,6 @@ def kill_all(procs: Procs) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
-
-
-def wait_for(what: Callable[[], T], timeout: float = 60) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if found := what():
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def scheduler(procs: Procs, tmp: Path, blind: bool = False) -> str:

@@ -8,16 +8,15 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
-from typing import TypeVar
 
 import psutil
 import pytest
 from typer.testing import CliRunner
 
-T = TypeVar("T")
+from tests.support import wait_for
+
 ROOT = Path(__file__).resolve().parents[2]
 # About a second per trial on one core: long enough to be caught in flight.
 BASE = """\
@@ -53,15 +52,6 @@ def rerun(tmp_path: Path, path: Path) -> tuple[int, str]:
         app, [*argv, "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
     )
     return result.exit_code, result.output
-
-
-def wait_for(what: Callable[[], T], timeout: float = 60) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if found := what():
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what.__name__}")
 
 
 def loky_workers(pid: int) -> list[psutil.Process]:
