@@ -7,21 +7,19 @@ peak RSS is its own); the engines take turns in rounds, so drift in the machine'
 of them alike. micrograd trains once (100 steps, about two minutes), the fast engines ten times.
 Step costs are CPU time of the engine's process (user + system), which other work on the machine
 hardly changes; wall-clock medians are shown beside them.
-The report goes to stdout and, unless --quick, to tests/bench/LATEST.md.
+The report goes to stdout and, unless --quick, to README.md's Performance section.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from tests.bench.engines import ENGINES
-from tests.bench.harness import Worker, fmt, machine, summary, version
+from tests.bench.harness import Worker, fmt, machine, publish, summary, version
 from tests.bench.workload import Workload, accuracy
 
 WORKER = "tests.bench.worker"
-LATEST = Path(__file__).with_name("LATEST.md")
 DEMO = Workload()
 LARGE = Workload(hidden=(32, 32), n=200)
 SIZES = ((8, 8), (16, 16), (32, 32), (64, 64))  # the scaling sweep, on 200 points
@@ -263,6 +261,5 @@ def main(argv: list[str]) -> int:
     text, passed = report(demo, large, scale, args.quick)
     print(text)
     if not args.quick:
-        LATEST.write_text(text)
-        log(f"report written to {LATEST}")
+        publish("engine", text)
     return 0 if passed else 1

@@ -48,6 +48,19 @@ class Worker:
         self.proc.wait(timeout=30)
 
 
+def publish(name: str, text: str) -> None:
+    """Put a report in README.md between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->`, so
+    the README's Performance section is always the latest full run."""
+    readme = ROOT / "README.md"
+    start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+    body = readme.read_text()
+    if start not in body or end not in body:
+        raise RuntimeError(f"README.md has no {start} ... {end} block for this report")
+    head, rest = body.split(start, 1)
+    readme.write_text(f"{head}{start}\n{text.strip()}\n{end}{rest.split(end, 1)[1]}")
+    print(f"report written to README.md's Performance section ({name})", file=sys.stderr)
+
+
 def machine() -> str:
     """Date, CPUs, CPU model, load, Python: one line for the top of a report."""
     model = "unknown CPU"

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.bench.harness import machine
+from tests.bench.harness import machine, publish
 
 BASE = """\
 name: bench
@@ -159,22 +159,29 @@ def main(argv: list[str]) -> int:
     ok_speed = speedup / cores >= 0.9 or cores == 1
     ok_log = share < 0.05
 
-    print(f"# sweep benchmark\n{machine()}\n")
+    out = [f"### Sweep speed: `make bench` (`python -m tests.bench sweep`)\n\n{machine()}\n"]
     if load > 0.5 * cores:
-        print(f"NOTE: the machine was busy (load {load:.1f}) when this began: figures are skewed\n")
-    print(f"best of {rounds} alternating round(s) per setting")
-    print(f"{len(rows)} trials, median training time {train:.2f} s each")
-    print(f"whole sweep: 1 core {runs[1][0]:.1f} s, {cores} cores {runs[-1][0]:.1f} s")
-    print(f"  speed-up {speedup:.2f}x, parallel efficiency {speedup / cores:.0%}")
-    print(f"fan-out alone (no MLflow): 1 core {fan[1]:.1f} s, {cores} cores {fan[-1]:.1f} s")
-    print(f"  speed-up {fan_speedup:.2f}x, parallel efficiency {fan_speedup / cores:.0%}")
-    print(f"MLflow writes per trial (parent): median {logged:.3f} s = {share:.1%} of a trial")
-    print(f"one trial's whole logging path, {profiled:.3f} s under cProfile (parts overlap):")
-    for label, seconds in parts.items():
-        print(f"    {label:<26} {seconds:.3f} s")
-    verdict = "PASS" if ok_speed else "FAIL"
-    print(f"{verdict}: speed-up {speedup:.2f}x on {cores} cores (>= {0.9 * cores:.1f}x)")
-    print(f"{'PASS' if ok_log else 'FAIL'}: MLflow in the parent {share:.1%} of a trial (< 5%)")
+        out.append(f"NOTE: the machine was busy (load {load:.1f}) at the start: figures skewed\n")
+    out += [
+        "```",
+        f"best of {rounds} alternating round(s) per setting",
+        f"{len(rows)} trials, median training time {train:.2f} s each",
+        f"whole sweep: 1 core {runs[1][0]:.1f} s, {cores} cores {runs[-1][0]:.1f} s",
+        f"  speed-up {speedup:.2f}x, parallel efficiency {speedup / cores:.0%}",
+        f"fan-out alone (no MLflow): 1 core {fan[1]:.1f} s, {cores} cores {fan[-1]:.1f} s",
+        f"  speed-up {fan_speedup:.2f}x, parallel efficiency {fan_speedup / cores:.0%}",
+        f"MLflow writes per trial (parent): median {logged:.3f} s = {share:.1%} of a trial",
+        f"one trial's whole logging path, {profiled:.3f} s under cProfile (parts overlap):",
+        *(f"    {label:<26} {seconds:.3f} s" for label, seconds in parts.items()),
+        f"{'PASS' if ok_speed else 'FAIL'}: speed-up {speedup:.2f}x on {cores} cores "
+        f"(>= {0.9 * cores:.1f}x)",
+        f"{'PASS' if ok_log else 'FAIL'}: MLflow in the parent {share:.1%} of a trial (< 5%)",
+        "```",
+    ]
+    text = "\n".join(out)
+    print(text)
+    if not args.quick:
+        publish("sweep", text)
     return 0 if ok_speed and ok_log else 1
 
 
