@@ -115,6 +115,12 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{name}: {at}malformed YAML ({e.problem}); fix the syntax") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{name}: malformed YAML ({e}); fix the syntax") from None
+    if repeated := _repeated_key(yaml.compose(text, Loader=yaml.SafeLoader)):
+        key, first, again = repeated
+        raise ConfigError(
+            f"{name}: {key}: set twice (lines {first} and {again}), YAML would keep only the "
+            "last; keep one"
+        )
     if data is None:
         raise ConfigError(f"{name}: the file is empty; write the config as a YAML mapping")
     if not isinstance(data, dict):
@@ -123,6 +129,26 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
             f"got {_kind(data)}; write `key: value` lines"
         )
     return data
+
+
+def _repeated_key(node: yaml.Node | None, path: str = "") -> tuple[str, int, int] | None:
+    """The first mapping key written twice, as (dotted key, first line, second line). Works on
+    the composed node tree, which holds no constructed objects."""
+    if isinstance(node, yaml.MappingNode):
+        lines: dict[str, int] = {}
+        for key, value in node.value:
+            dotted = f"{path}.{key.value}" if path else str(key.value)
+            line = key.start_mark.line + 1
+            if dotted in lines:
+                return dotted, lines[dotted], line
+            lines[dotted] = line
+            if found := _repeated_key(value, dotted):
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            if found := _repeated_key(item, f"{path}[{i}]"):
+                return found
+    return None
 
 
 def parse_override(text: str, file: str = "") -> tuple[str, Any]:

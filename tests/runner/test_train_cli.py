@@ -127,6 +127,7 @@ BAD_CONFIGS = {
     "python_tag": ("training: !!python/object/apply:os.system ['echo hacked']\n", "tag"),
     "malformed": ("training: {steps: 3\n", "line"),
     "not_a_mapping": ("- 1\n- 2\n", "mapping"),
+    "duplicate_key": ("training:\n  lr: 0.1\n  steps: 5\n  lr: 0.5\n", "training.lr: set twice"),
 }
 
 
