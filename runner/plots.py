@@ -67,7 +67,7 @@ def decision_boundary(
     grid = predict(gx, gy)
     k = max(max(map(max, grid)), max(y, default=0)) + 1
     fig = Figure(figsize=(4.5, 4), dpi=DPI)
-    fig.subplots_adjust(left=0.14, right=0.97, bottom=0.12, top=0.92)
+    fig.subplots_adjust(left=0.17, right=0.97, bottom=0.12, top=0.92)  # room for the y label
     ax = fig.subplots()
     levels = [c - 0.5 for c in range(k + 1)]
     ax.contourf(gx, gy, grid, levels=levels, cmap="coolwarm", alpha=0.35)
