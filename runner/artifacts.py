@@ -16,10 +16,8 @@ No mlflow here: a worker process may build these files and hand the bytes to the
 from __future__ import annotations
 
 import json
-import math
 import tempfile
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +27,6 @@ from engine.batch import forward_batch
 from engine.graph import draw_dot, graphviz_available, render
 from engine.nn import MLP
 from runner import plots
-from runner.datasets import make_dataset
 from runner.trial import build_model
 
 
@@ -50,7 +47,7 @@ def trial_files(config, result, dataset) -> dict[str, bytes]:
         "loss": config.training.loss,
         "feature_names": list(dataset.feature_names),
         "class_names": list(dataset.class_names),
-        "scale": scaling(config) if config.dataset.standardize else None,
+        "scale": dict(zip(("mean", "std"), dataset.scale, strict=True)) if dataset.scale else None,
         "fingerprint": result.fingerprint,
         "state": result.state,
     }
@@ -66,19 +63,6 @@ def trial_files(config, result, dataset) -> dict[str, bytes]:
         )
     files.update(_graph(model, dataset.X_train[0]))
     return files
-
-
-def scaling(config) -> dict[str, list[float]]:
-    """The train split's feature mean and std that `dataset.standardize` applied, so the model
-    can take raw features. Same formula as `runner.datasets.standardize`; tests hold the two to
-    agree bit for bit."""
-    raw = make_dataset(replace(config.dataset, standardize=False), config.seed, config.base_dir)
-    cols = list(zip(*raw.X_train, strict=True))
-    mean = [sum(c) / len(c) for c in cols]
-    std = [
-        math.sqrt(sum((v - m) ** 2 for v in c) / len(c)) for c, m in zip(cols, mean, strict=True)
-    ]
-    return {"mean": mean, "std": [s if s > 0 else 1.0 for s in std]}
 
 
 def predict(model: MLP, rows: Sequence[Sequence[float]], argmax: bool) -> list[int]:

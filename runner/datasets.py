@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,8 @@ class Dataset:
     n_classes: int
     feature_names: tuple[str, ...]
     class_names: tuple[str, ...]  # class_names[i] is the original label of class i
+    # (mean, std) per feature that `standardize` divided out, so a model can take raw features
+    scale: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
 
 def make_moons(n: int, noise: float, rng: random.Random) -> tuple[Rows, list[int]]:
@@ -124,10 +127,20 @@ def make_dataset(cfg: DatasetConfig, seed: int, base_dir: str | Path = ".") -> D
         }[cfg.kind]()
         classes = tuple(str(c) for c in range(k))
     Xtr, ytr, Xte, yte = split(X, y, cfg.test_fraction, rng)
+    scale = None
     if cfg.standardize:
-        Xtr, Xte = standardize(Xtr, Xte)
+        scale = feature_stats(Xtr)
+        Xtr, Xte = _scaled(Xtr, *scale), _scaled(Xte, *scale)
     return Dataset(
-        tuple(Xtr), tuple(ytr), tuple(Xte), tuple(yte), len(names), len(classes), names, classes
+        tuple(Xtr),
+        tuple(ytr),
+        tuple(Xte),
+        tuple(yte),
+        len(names),
+        len(classes),
+        names,
+        classes,
+        scale,
     )
 
 
@@ -142,19 +155,18 @@ def split(
     return [X[i] for i in train], [y[i] for i in train], [X[i] for i in test], [y[i] for i in test]
 
 
-def standardize(train: Rows, test: Rows) -> tuple[Rows, Rows]:
-    """Scale every feature by the train split's mean and std (a constant feature is centred)."""
-    cols = list(zip(*train, strict=True))
-    mean = [sum(c) / len(c) for c in cols]
-    std = [
+def feature_stats(rows: Rows) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Each feature's mean and std over `rows` (a constant feature gets std 1: it is centred)."""
+    cols = list(zip(*rows, strict=True))
+    mean = tuple(sum(c) / len(c) for c in cols)
+    std = tuple(
         math.sqrt(sum((v - m) ** 2 for v in c) / len(c)) for c, m in zip(cols, mean, strict=True)
-    ]
-    std = [s if s > 0 else 1.0 for s in std]
+    )
+    return mean, tuple(s if s > 0 else 1.0 for s in std)
 
-    def scale(rows: Rows) -> Rows:
-        return [tuple((v - m) / s for v, m, s in zip(row, mean, std, strict=True)) for row in rows]
 
-    return scale(train), scale(test)
+def _scaled(rows: Rows, mean: Sequence[float], std: Sequence[float]) -> Rows:
+    return [tuple((v - m) / s for v, m, s in zip(row, mean, std, strict=True)) for row in rows]
 
 
 def read_csv(

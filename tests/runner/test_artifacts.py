@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from runner.artifacts import grid_classes, predict, scaling, trial_files
+from runner.artifacts import grid_classes, predict, trial_files
 from runner.config import load_run_config, run_config_from_dict
 from runner.datasets import make_dataset
 from runner.pyfunc_model import MgrunModel
@@ -77,14 +77,13 @@ def test_the_numpy_grid_agrees_with_the_engine(activation):
     assert len(set(engine)) > 1  # a grid of one class would prove little
 
 
-def test_scaling_reproduces_the_standardized_dataset_bit_for_bit():
+def test_recorded_scaling_reproduces_the_standardized_dataset_bit_for_bit():
     cfg = load_run_config(CONFIGS / "csv_example.yaml")
     data = make_dataset(cfg.dataset, cfg.seed, cfg.base_dir)
     raw = make_dataset(replace(cfg.dataset, standardize=False), cfg.seed, cfg.base_dir)
-    scale = scaling(cfg)
+    mean, std = data.scale
     rescaled = [
-        tuple((v - m) / s for v, m, s in zip(row, scale["mean"], scale["std"], strict=True))
-        for row in raw.X_train
+        tuple((v - m) / s for v, m, s in zip(row, mean, std, strict=True)) for row in raw.X_train
     ]
     assert rescaled == list(data.X_train)
 
@@ -102,9 +101,9 @@ def test_the_pyfunc_model_takes_raw_features_by_name_or_position(tmp_path):
     names = list(cfg.dataset.features)
     net = build_model(cfg, data)
     net.load_state_dict(result.state)
-    scale = scaling(cfg)
+    mean, std = data.scale
     scaled = [
-        [(v - m) / s for v, m, s in zip(row, scale["mean"], scale["std"], strict=True)]
+        [(v - m) / s for v, m, s in zip(row, mean, std, strict=True)]
         for row in raw[names].values.tolist()
     ]
     expected = predict(net, scaled, argmax=False)
