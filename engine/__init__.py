@@ -1,6 +1,6 @@
 """mgrun's engine: a pure-Python scalar autograd engine and a small neural-net library on it."""
 
-from engine.batch import forward_batch
+from engine.batch import classes, forward_batch, predict
 from engine.gradcheck import GradcheckReport, gradcheck
 from engine.graph import draw_dot, graphviz_available, render
 from engine.losses import bce_with_logits, cross_entropy, hinge_loss, l2_penalty, mse_loss
@@ -20,7 +20,9 @@ __all__ = [
     "bce_with_logits",
     "cross_entropy",
     "draw_dot",
+    "classes",
     "forward_batch",
+    "predict",
     "gradcheck",
     "graphviz_available",
     "hinge_loss",

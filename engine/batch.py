@@ -105,3 +105,14 @@ def forward_batch(model: MLP, X: Sequence[Sequence[float]]) -> list[list[Value]]
         [Value(z, (net,), "out", _local=_Collect(gr, k)) for k, z in enumerate(row)]
         for row, gr in zip(a, gout, strict=True)
     ]
+
+
+def classes(outputs: Sequence[Sequence[float]]) -> list[int]:
+    """The class each row of model outputs stands for: the largest of several outputs, or with
+    one output class 1 when it is positive (as hinge, BCE and MSE on +-1 targets all read it)."""
+    return [max(range(len(o)), key=o.__getitem__) if len(o) > 1 else int(o[0] > 0) for o in outputs]
+
+
+def predict(model: MLP, X: Sequence[Sequence[float]]) -> list[int]:
+    """The predicted class of every row of X."""
+    return classes([[v.data for v in row] for row in forward_batch(model, X)])

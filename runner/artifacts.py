@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from engine.batch import forward_batch
 from engine.graph import draw_dot, graphviz_available, render
 from engine.nn import MLP
 from runner import plots
@@ -63,14 +62,6 @@ def trial_files(config, result, dataset) -> dict[str, bytes]:
         )
     files.update(_graph(model, dataset.X_train[0]))
     return files
-
-
-def predict(model: MLP, rows: Sequence[Sequence[float]], argmax: bool) -> list[int]:
-    """Class indices by the rule training scores accuracy with (as the pyfunc model does)."""
-    outs = forward_batch(model, rows)
-    if argmax:
-        return [max(range(len(o)), key=lambda k, o=o: o[k].data) for o in outs]
-    return [int(o[0].data > 0) for o in outs]
 
 
 _NP_ACT = {

@@ -19,7 +19,7 @@ import json
 import mlflow
 import pandas as pd
 
-from engine.batch import forward_batch
+from engine.batch import predict
 from engine.nn import MLP
 
 
@@ -31,7 +31,6 @@ class MgrunModel(mlflow.pyfunc.PythonModel):
             spec = json.load(f)
         self.features: list[str] = spec["feature_names"]
         self.classes: list[str] = spec["class_names"]
-        self.decision: str = spec["decision"]
         self.scale: dict[str, list[float]] | None = spec.get("scale")
         self.net = MLP(spec["sizes"][0], spec["sizes"][1:], spec["activation"])
         self.net.load_state_dict(spec["state"])
@@ -51,11 +50,7 @@ class MgrunModel(mlflow.pyfunc.PythonModel):
         if self.scale:
             mean, std = self.scale["mean"], self.scale["std"]
             rows = [[(v - m) / s for v, m, s in zip(r, mean, std, strict=True)] for r in rows]
-        outs = [[v.data for v in out] for out in forward_batch(self.net, rows)] if rows else []
-        if self.decision == "argmax":
-            labels = [max(range(len(o)), key=o.__getitem__) for o in outs]
-        else:  # one score per row: class 1 when it is positive, as in training
-            labels = [int(o[0] > 0) for o in outs]
+        labels = predict(self.net, rows) if rows else []
         return pd.DataFrame({"label": labels, "class": [self.classes[k] for k in labels]})
 
 

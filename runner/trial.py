@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from engine.batch import forward_batch
+from engine.batch import classes, forward_batch
 from engine.losses import bce_with_logits, cross_entropy, hinge_loss, l2_penalty, mse_loss
 from engine.nn import MLP
 from engine.optim import SGD, Adam, make_schedule
@@ -76,7 +76,6 @@ def objective(
     outs = forward_batch(model, X)
     if loss == "cross_entropy":
         data_loss = cross_entropy(outs, y)
-        hits = sum(max(range(len(o)), key=lambda k, o=o: o[k].data) == t for o, t in zip(outs, y))
     else:
         scores = [o[0] for o in outs]
         if loss == "bce":
@@ -84,7 +83,8 @@ def objective(
         else:
             signs = [2 * t - 1 for t in y]
             data_loss = hinge_loss(scores, signs) if loss == "hinge" else mse_loss(scores, signs)
-        hits = sum((s.data > 0) == (t == 1) for s, t in zip(scores, y))
+    predicted = classes([[v.data for v in o] for o in outs])
+    hits = sum(c == t for c, t in zip(predicted, y))
     total = data_loss + l2_penalty(model.parameters(), l2) if l2 else data_loss
     return total, hits / len(y)
 

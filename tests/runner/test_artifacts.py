@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from runner.artifacts import grid_classes, predict, trial_files
+from engine.batch import predict
+from runner.artifacts import grid_classes, trial_files
 from runner.config import load_run_config, run_config_from_dict
 from runner.datasets import make_dataset
 from runner.pyfunc_model import MgrunModel
@@ -72,7 +73,7 @@ def test_the_numpy_grid_agrees_with_the_engine(activation):
     gx = [-1.5 + 3 * i / 24 for i in range(25)]
     gy = [-1.2 + 2.4 * j / 19 for j in range(20)]
     grid = grid_classes(model, gx, gy, argmax=True)
-    engine = predict(model, [[x, y] for y in gy for x in gx], argmax=True)
+    engine = predict(model, [[x, y] for y in gy for x in gx])
     assert [c for row in grid for c in row] == engine
     assert len(set(engine)) > 1  # a grid of one class would prove little
 
@@ -106,7 +107,7 @@ def test_the_pyfunc_model_takes_raw_features_by_name_or_position(tmp_path):
         [(v - m) / s for v, m, s in zip(row, mean, std, strict=True)]
         for row in raw[names].values.tolist()
     ]
-    expected = predict(net, scaled, argmax=False)
+    expected = predict(net, scaled)
     assert len(set(expected)) == 2
 
     by_name = model.predict(None, raw)  # extra columns (the label) are ignored

@@ -18,8 +18,8 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
+from engine.batch import predict
 from engine.graph import graphviz_available
-from runner.artifacts import predict
 from runner.config import flatten, load_run_config, run_config_from_dict
 from runner.datasets import make_dataset
 from runner.errors import BackendError
@@ -227,7 +227,7 @@ def test_the_model_predicts_in_a_fresh_process_from_its_own_code(tracker, traine
     model.load_state_dict(result.state)
     rows = [list(x) for x in data.X_train + data.X_test]
     got = _predict_in_fresh_process(tracker.uri, run_id, rows, tmp_path)
-    expected = predict(model, rows, argmax=False)
+    expected = predict(model, rows)
     assert got["by_name"] == got["by_position"] == expected
     assert got["classes"] == [str(k) for k in expected]
     assert "/code/engine/" in got["engine"] and not got["engine"].startswith("/work/main/engine")
@@ -511,7 +511,7 @@ def test_a_shared_tracking_server_records_runs_artifacts_and_models(trained, tmp
         got = _predict_in_fresh_process(uri, run_id, rows, client_dir)
         net = build_model(cfg, data)
         net.load_state_dict(result.state)
-        assert got["by_name"] == predict(net, rows, argmax=False)
+        assert got["by_name"] == predict(net, rows)
         assert not list(client_dir.glob("mlruns")) and not list(client_dir.glob("*.db"))
     finally:
         _stop(proc)
