@@ -215,9 +215,5 @@ def _trial_index(key: Any) -> int:
 
 
 def _given_up(spec: TrialSpec, deaths: int) -> TrialResult:
-    return TrialResult(
-        status="FAILED",
-        config_hash=spec.config_hash,
-        index=spec.index,
-        reason=f"its Dask worker died {deaths} time(s) (killed or out of memory?); Dask gave up",
-    )
+    reason = f"its Dask worker died {deaths} time(s) (killed or out of memory?); Dask gave up"
+    return TrialResult.of(spec, "FAILED", reason)

@@ -185,12 +185,8 @@ def _short(exc: BaseException) -> str:
 
 
 def _died(spec: TrialSpec, times: int, error: str) -> TrialResult:
-    return TrialResult(
-        status="FAILED",
-        config_hash=spec.config_hash,
-        index=spec.index,
-        reason=f"its worker process died {times} times (killed or out of memory?); {error}",
-    )
+    reason = f"its worker process died {times} times (killed or out of memory?); {error}"
+    return TrialResult.of(spec, "FAILED", reason)
 
 
 def _notify(on_retry: OnRetry | None, spec: TrialSpec, what: str) -> None:

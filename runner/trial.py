@@ -57,6 +57,14 @@ class TrialResult:
     fingerprint: str = ""
     seconds: float = 0.0
 
+    @classmethod
+    def of(
+        cls, spec: TrialSpec, status: str = "FINISHED", reason: str | None = None
+    ) -> TrialResult:
+        """An empty result for `spec`: to fill in, or, FAILED with a reason, a trial that never
+        came back (its worker died)."""
+        return cls(status=status, config_hash=spec.config_hash, index=spec.index, reason=reason)
+
 
 def build_model(cfg: RunConfig, data: Dataset) -> MLP:
     """The configured MLP, initialised from the config's seed."""
@@ -182,7 +190,7 @@ def _final_gradients(model: MLP, data: Dataset, loss: str, l2: float, result: Tr
 
 def run_trial(spec: TrialSpec, on_step: OnStep | None = None) -> TrialResult:
     """Train the spec's model; failures come back as FAILED results, only Ctrl-C propagates."""
-    result = TrialResult(status="FINISHED", config_hash=spec.config_hash, index=spec.index)
+    result = TrialResult.of(spec)
     start = time.perf_counter()
     try:
         with gc_paused():
