@@ -165,7 +165,7 @@ class Tracker:
 
     def log_params(self, run_id: str, flat: Mapping[str, Any]) -> None:
         """Every param, stringified (lists as `[16, 16]`), in as few calls as MLflow allows."""
-        self._batch(run_id, params=[Param(k, _param_value(v)) for k, v in flat.items()])
+        self._batch(run_id, params=_params(flat))
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         """Set (or overwrite) run tags, values stringified."""
@@ -173,8 +173,7 @@ class Tracker:
 
     def log_metrics(self, run_id: str, metrics: Sequence[tuple[str, float, int]]) -> None:
         """(key, value, step) points, up to 1000 per call, all stamped with one timestamp."""
-        now = int(time.time() * 1000)
-        self._batch(run_id, metrics=[Metric(k, float(v), now, int(s)) for k, v, s in metrics])
+        self._batch(run_id, metrics=_metrics(metrics))
 
     def _batch(
         self,
@@ -219,15 +218,13 @@ class Tracker:
             *(result.metrics if metrics else ()),
             *((k, v, step) for k, v in result.final_metrics.items() if k not in seen),
         ]
-        now = int(time.time() * 1000)
         tags = {"mgrun.config_hash": result.config_hash}
         if result.fingerprint:
             tags["mgrun.fingerprint"] = result.fingerprint
-        flat = flatten(config.to_dict()) if params else {}
-        self._batch(
+        self._batch(  # one call (or as few as MLflow allows) for all three
             run_id,
-            metrics=[Metric(k, float(v), now, int(s)) for k, v, s in points],
-            params=[Param(k, _param_value(v)) for k, v in flat.items()],
+            metrics=_metrics(points),
+            params=_params(flatten(config.to_dict())) if params else [],
             tags=[RunTag(k, v) for k, v in tags.items()],
         )
         if files is None:
@@ -371,6 +368,16 @@ def _example(files: Mapping[str, bytes], dataset) -> pd.DataFrame:
         mean, std = scale["mean"], scale["std"]
         rows = [[v * s + m for v, m, s in zip(r, mean, std, strict=True)] for r in rows]
     return pd.DataFrame(rows, columns=list(dataset.feature_names))
+
+
+def _metrics(points: Sequence[tuple[str, float, int]]) -> list[Metric]:
+    """(key, value, step) points as MLflow metrics, all stamped with one timestamp."""
+    now = int(time.time() * 1000)
+    return [Metric(k, float(v), now, int(s)) for k, v, s in points]
+
+
+def _params(flat: Mapping[str, Any]) -> list[Param]:
+    return [Param(k, _param_value(v)) for k, v in flat.items()]
 
 
 def _param_value(value: Any) -> str:
