@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.nn import ACTIVATIONS
+from engine.optim import SCHEDULES
 from runner.schema import (
     Source,
     above,
@@ -37,7 +38,6 @@ KINDS = ("moons", "circles", "blobs", "xor", "spirals", "csv")
 LOSSES = ("hinge", "bce", "mse", "cross_entropy")
 BINARY_LOSSES = ("hinge", "bce", "mse")
 OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("constant", "linear", "cosine", "step")
 _FIXED_CLASSES = {"moons": 2, "circles": 2, "xor": 2}
 _DEFAULT_CLASSES = {"spirals": 3, "blobs": 3}
 
