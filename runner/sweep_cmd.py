@@ -8,11 +8,12 @@ not run again unless `fresh`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ import typer
 import yaml
 
 from runner.config import flatten
-from runner.datasets import make_dataset
+from runner.datasets import Dataset, make_dataset
 from runner.errors import ConfigError
 from runner.execute import Backend, make_backend, run_trials
 from runner.progress import SweepBar, sweep_progress
@@ -128,12 +129,15 @@ def run_sweep(
             parent, {sweep.path.name: sweep.path.read_text(), "trials.yaml": trials_yaml(sweep)}
         )
         by_index = {t.spec.index: t for t in todo}
+        # Trials share datasets (same kind, same seed): build or read each once for this sweep.
+        datasets = functools.lru_cache(maxsize=32)(make_dataset)
         specs = [t.spec for t in todo]
         with sweep_progress(len(todo), sweep.name, show_progress) as bar:
             results = run_trials(specs, backend, execution.retries, _on_retry(bar))
             with closing(results):  # on Ctrl-C, closing stops the workers
                 for result in results:
-                    row = _log_child(tracker, parent, sweep, by_index[result.index], result)
+                    trial = by_index[result.index]
+                    row = _log_child(tracker, parent, sweep, trial, result, datasets)
                     rows[result.index] = row
                     bar.advance(row.status)
                     if row.status != "FINISHED":
@@ -192,7 +196,12 @@ def _on_retry(bar: SweepBar):
 
 
 def _log_child(
-    tracker: Any, parent: str, sweep: Sweep, trial: SweepTrial, result: TrialResult
+    tracker: Any,
+    parent: str,
+    sweep: Sweep,
+    trial: SweepTrial,
+    result: TrialResult,
+    datasets: Callable[..., Dataset],
 ) -> Row:
     from runner.tracking import run_guard
 
@@ -203,7 +212,7 @@ def _log_child(
     status, reason = result.status, result.reason or ""
     try:
         with run_guard(tracker, run_id) as guard:
-            data = make_dataset(cfg.dataset, cfg.seed, cfg.base_dir)
+            data = datasets(cfg.dataset, cfg.seed, cfg.base_dir)
             files = getattr(result, "files", None)  # drawn by the worker (runner.execute)
             tracker.log_trial(run_id, cfg, result, data, files=files)
             guard.status = "FINISHED" if result.status == "FINISHED" else "FAILED"
