@@ -48,6 +48,8 @@ METRICS = (
     "train_accuracy",
     "test_loss",
     "test_accuracy",
+    "final_train_loss",
+    "final_train_accuracy",
     "final_grad_norm",
     "lr",
 )

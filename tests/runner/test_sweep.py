@@ -200,3 +200,11 @@ def test_shipped_sweeps_load():
     assert len(grid.trials) == 4 * 3 * 3
     rand = load_sweep(ROOT / "experiments" / "spirals_random.yaml")
     assert len(rand.trials) == 12 and rand.config.method == "random"
+
+
+@pytest.mark.parametrize("metric", ["final_train_accuracy", "final_train_loss"])
+def test_the_whole_training_split_metrics_can_rank_a_sweep(tmp_path, metric):
+    path = write_sweep(tmp_path, f"params: {{training.lr: [0.1]}}\nmetric: {metric}\n")
+    sweep = load_sweep(path)
+    assert sweep.config.metric == metric
+    assert sweep.config.maximize == metric.endswith("accuracy")
