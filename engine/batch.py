@@ -4,33 +4,28 @@
 that plug into any loss; their backward pass is the chain rule written out per layer over plain
 lists of floats, instead of one graph node per multiply-add. The gradients equal those of the
 row-by-row graph up to floating-point rounding (tests hold them to 1e-12).
+
+Layer l computes z = W a_prev + b and a = f(z) for every row. With g = d(loss)/dz of a layer
+(for the last, linear layer: what the loss deposited on the outputs), the backward pass is
+
+    dL/dW_jk = sum over rows of g_j a_prev_k      (each weight: its input times its output's g)
+    dL/db_j  = sum over rows of g_j
+    g_prev   = f'(z_prev) * (W^T g)               (f' read off the stored a_prev = f(z_prev))
+
+The loss sees one output Value per row and class; each deposits its gradient into `gout` when
+the loss's backward reaches it. The fused node is their common child, so the topological order
+runs it after every output has deposited: only then is g of the last layer complete.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from operator import mul
 
+from engine.activations import ACTIVATIONS
+from engine.losses import DECISIONS
 from engine.nn import MLP
-from engine.value import Value, sigmoid
-
-
-def _relu(z: float) -> float:
-    return z if z > 0 else 0.0
-
-
-def _linear(z: float) -> float:
-    return z
-
-
-# activation -> (f(z), f'(z) written in terms of a = f(z))
-_ACT = {
-    "relu": (_relu, lambda a: 1.0 if a > 0 else 0.0),
-    "tanh": (math.tanh, lambda a: 1.0 - a * a),
-    "sigmoid": (sigmoid, lambda a: a * (1.0 - a)),
-    "linear": (_linear, lambda a: 1.0),
-}
+from engine.value import Value
 
 
 class _Collect:
@@ -76,7 +71,7 @@ class _Backprop:
                     for gr, xr in zip(g, x, strict=True)
                 ]
             else:
-                df = _ACT[act][1]
+                df = ACTIVATIONS[act].df
                 g = [
                     [df(a) * sum(map(mul, wk, gr)) for wk, a in zip(wt, xr, strict=True)]
                     for gr, xr in zip(g, x, strict=True)
@@ -88,7 +83,7 @@ def forward_batch(model: MLP, X: Sequence[Sequence[float]]) -> list[list[Value]]
     a = [[float(v) for v in row] for row in X]
     acts = [a]
     for layer in model.layers:
-        f = _ACT[layer.neurons[0].activation][0]
+        f = ACTIVATIONS[layer.neurons[0].activation].f
         wb = [([w.data for w in n.w], n.b.data) for n in layer.neurons]
         a = [[f(sum(map(mul, w, x), 0.0) + b) for w, b in wb] for x in a]
         acts.append(a)
@@ -107,12 +102,14 @@ def forward_batch(model: MLP, X: Sequence[Sequence[float]]) -> list[list[Value]]
     ]
 
 
-def classes(outputs: Sequence[Sequence[float]]) -> list[int]:
-    """The class each row of model outputs stands for: the largest of several outputs, or with
-    one output class 1 when it is positive (as hinge, BCE and MSE on +-1 targets all read it)."""
-    return [max(range(len(o)), key=o.__getitem__) if len(o) > 1 else int(o[0] > 0) for o in outputs]
+def classes(outputs: Sequence[Sequence[float]], decision: str | None = None) -> list[int]:
+    """The class each row of model outputs stands for, by the loss's decision rule (a
+    `engine.losses.DECISIONS` key); by default the largest of several outputs, or with one
+    output class 1 when it is positive (as hinge, BCE and MSE on +-1 targets all read it)."""
+    rule = DECISIONS[decision or ("argmax" if outputs and len(outputs[0]) > 1 else "sign")]
+    return [rule(o) for o in outputs]
 
 
-def predict(model: MLP, X: Sequence[Sequence[float]]) -> list[int]:
+def predict(model: MLP, X: Sequence[Sequence[float]], decision: str | None = None) -> list[int]:
     """The predicted class of every row of X."""
-    return classes([[v.data for v in row] for row in forward_batch(model, X)])
+    return classes([[v.data for v in row] for row in forward_batch(model, X)], decision)

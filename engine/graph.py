@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
+from engine.nn import MLP
 from engine.value import Value
 
 FORMATS = ("svg", "png", "pdf")
@@ -50,6 +52,19 @@ def draw_dot(root: Value, rankdir: str = "LR") -> str:
             lines.extend(f"  {ids[c]} -> {n}_op;" for c in v._prev)
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def sample_graph(model: MLP, x: Sequence[float], names: Sequence[str] | None = None) -> Value:
+    """The graph of one input row through `model`, unfused-by-row as `model(x)` builds it, with
+    every parameter labelled by its name and every input by `names` (default x0, x1, ...), after
+    backward() from the (first) output. Gives the model's parameters their labels."""
+    names = names or [f"x{i}" for i in range(len(x))]
+    for name, p in model.named_parameters():
+        p.label = name
+    out = model([Value(v, label=n) for v, n in zip(x, names, strict=True)])
+    root = out[0] if isinstance(out, list) else out
+    root.backward()
+    return root
 
 
 def graphviz_available() -> bool:

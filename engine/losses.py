@@ -2,14 +2,19 @@
 input is stored beside it, so a loss over n samples costs one node instead of ~5n.
 
 All data losses are means over samples. Each docstring gives the loss and its derivative.
+`LOSSES` says, for each name a config may use, how it meets the model: targets, output width and
+the decision rule.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from engine.value import Value, fsum, sigmoid
+
+LossFn = Callable[[Sequence[Sequence[Value]], Sequence], Value]
 
 
 def _check(name: str, xs: Sequence[object], ys: Sequence[object]) -> int:
@@ -84,3 +89,44 @@ def l2_penalty(params: Sequence[Value], alpha: float) -> Value:
     ps = tuple(params)
     out = alpha * fsum(p.data * p.data for p in ps)
     return Value(out, ps, "l2", _local=tuple(2.0 * alpha * p.data for p in ps))
+
+
+def _on_scores(fn: Callable[[Sequence[Value], Sequence], Value]) -> LossFn:
+    """A loss of one score per row, applied to the model's rows of outputs."""
+    return lambda outs, targets: fn([o[0] for o in outs], targets)
+
+
+def _sign(o: Sequence[float]) -> int:
+    return int(o[0] > 0)
+
+
+def _argmax(o: Sequence[float]) -> int:
+    return max(range(len(o)), key=o.__getitem__)
+
+
+# the class a row of outputs stands for, by rule name (kept in model.json as "decision")
+DECISIONS: dict[str, Callable[[Sequence[float]], int]] = {"sign": _sign, "argmax": _argmax}
+
+
+@dataclass(frozen=True)
+class Loss:
+    """How a training loss meets the model and the labels (class ids 0..k-1)."""
+
+    fn: LossFn  # (outputs by row, targets) -> mean loss
+    target: Callable[[int], float]  # class id -> the target this loss wants
+    width: Callable[[int], int]  # k classes -> how many outputs the model needs
+    decision: str  # a DECISIONS key: which class a row of outputs means
+
+    @property
+    def binary(self) -> bool:
+        """One output, so exactly two classes."""
+        return self.width(3) == 1
+
+
+# Adding a loss is one entry here plus its tests; configs take their names from this table.
+LOSSES: dict[str, Loss] = {
+    "hinge": Loss(_on_scores(hinge_loss), lambda c: 2 * c - 1, lambda k: 1, "sign"),
+    "bce": Loss(_on_scores(bce_with_logits), lambda c: c, lambda k: 1, "sign"),
+    "mse": Loss(_on_scores(mse_loss), lambda c: 2 * c - 1, lambda k: 1, "sign"),
+    "cross_entropy": Loss(cross_entropy, lambda c: c, lambda k: k, "argmax"),
+}

@@ -5,9 +5,8 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+from engine.activations import ACTIVATIONS
 from engine.value import Number, Value, linear
-
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear")
 
 
 class Module:
@@ -47,15 +46,17 @@ class Neuron(Module):
 
     def __init__(self, nin: int, activation: str = "relu", rng: random.Random | None = None):
         if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; choose one of {ACTIVATIONS}")
+            raise ValueError(
+                f"unknown activation {activation!r}; choose one of {list(ACTIVATIONS)}"
+            )
         rng = rng if rng is not None else random.Random(0)
         self.w = [Value(rng.uniform(-1, 1)) for _ in range(nin)]
         self.b = Value(0.0)
         self.activation = activation
 
     def __call__(self, x: Sequence[Value | Number]) -> Value:
-        act = linear(self.w, x, self.b)
-        return act if self.activation == "linear" else getattr(act, self.activation)()
+        z = linear(self.w, x, self.b)
+        return z if self.activation == "linear" else z.activate(self.activation)
 
     def parameters(self) -> list[Value]:
         return [*self.w, self.b]
@@ -105,7 +106,9 @@ class MLP(Module):
         rng: random.Random | None = None,
     ):
         if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; choose one of {ACTIVATIONS}")
+            raise ValueError(
+                f"unknown activation {activation!r}; choose one of {list(ACTIVATIONS)}"
+            )
         if nin < 1 or not nouts or min(nouts) < 1:
             raise ValueError(f"MLP needs nin >= 1 and one or more layers >= 1, got {nin}, {nouts}")
         rng = rng if rng is not None else random.Random(0)

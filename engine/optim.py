@@ -8,8 +8,6 @@ from dataclasses import dataclass
 
 from engine.value import Value
 
-SCHEDULES = ("constant", "linear", "cosine", "step")
-
 
 class Optimizer:
     """Holds the parameters and a mutable learning rate `lr` (a schedule may set it each step)."""
@@ -100,13 +98,19 @@ class Schedule:
     gamma: float = 0.1
 
     def __call__(self, step: int) -> float:
-        if self.name == "linear":  # micrograd's moons demo
-            return self.lr0 * (1.0 - 0.9 * step / self.steps)
-        if self.name == "cosine":  # from lr0 at step 0 down to 0 at step == steps
-            return self.lr0 * 0.5 * (1.0 + math.cos(math.pi * min(step, self.steps) / self.steps))
-        if self.name == "step":
-            return self.lr0 * self.gamma ** (step // self.step_size)
-        return self.lr0
+        return SCHEDULES[self.name](self, step)
+
+
+# name -> lr at a 0-based step; adding a schedule is one entry here plus its tests
+SCHEDULES: dict[str, Callable[[Schedule, int], float]] = {
+    "constant": lambda s, step: s.lr0,
+    "linear": lambda s, step: s.lr0 * (1.0 - 0.9 * step / s.steps),  # micrograd's moons demo
+    # from lr0 at step 0 down to 0 at step == steps
+    "cosine": lambda s, step: (
+        s.lr0 * 0.5 * (1.0 + math.cos(math.pi * min(step, s.steps) / s.steps))
+    ),
+    "step": lambda s, step: s.lr0 * s.gamma ** (step // s.step_size),
+}
 
 
 def make_schedule(
@@ -115,7 +119,35 @@ def make_schedule(
     """constant: lr0;  linear: lr0 (1 - 0.9 step/steps);  cosine: lr0 (1 + cos(pi step/steps))/2;
     step: lr0 gamma^(step // step_size)."""
     if name not in SCHEDULES:
-        raise ValueError(f"unknown schedule {name!r}; choose one of {SCHEDULES}")
+        raise ValueError(f"unknown schedule {name!r}; choose one of {list(SCHEDULES)}")
     if steps < 1 or step_size < 1:
         raise ValueError(f"steps and step_size must be >= 1, got {steps!r}, {step_size!r}")
     return Schedule(name, lr0, steps, step_size, gamma)
+
+
+def _sgd(
+    params: Sequence[Value],
+    *,
+    lr: float,
+    momentum: float = 0.0,
+    weight_decay: float = 0.0,
+    **_: object,
+) -> Optimizer:
+    return SGD(params, lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def _adam(
+    params: Sequence[Value],
+    *,
+    lr: float,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    **_: object,
+) -> Optimizer:
+    return Adam(params, lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+
+# name -> constructor(params, **hyperparameters); each takes what it uses and ignores the rest,
+# so the runner passes every optimizer hyperparameter of the config. One entry per optimizer.
+OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {"sgd": _sgd, "adam": _adam}

@@ -22,15 +22,10 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from operator import mul
 
+from engine.activations import ACTIVATIONS, sigmoid
+
 Number = int | float
-
-
-def sigmoid(x: float) -> float:
-    """The logistic function, without overflow for large |x|."""
-    if x >= 0.0:
-        return 1.0 / (1.0 + math.exp(-x))
-    e = math.exp(x)
-    return e / (1.0 + e)
+__all__ = ["Number", "Value", "fsum", "linear", "sigmoid", "vsum"]
 
 
 def fsum(xs: Iterable[float]) -> float:
@@ -137,17 +132,20 @@ class Value:
 
     # -- elementwise functions -----------------------------------------------------------------
 
+    def activate(self, name: str) -> Value:
+        """a = f(self) for the activation `name` of `engine.activations`; da/dself = f'(a)."""
+        act = ACTIVATIONS[name]
+        a = act.f(self.data)
+        return Value(a, (self,), act.op, _local=(act.df(a),))
+
     def relu(self) -> Value:
-        x = self.data
-        return Value(x if x > 0 else 0.0, (self,), "ReLU", _local=(1.0 if x > 0 else 0.0,))
+        return self.activate("relu")
 
     def tanh(self) -> Value:
-        t = math.tanh(self.data)
-        return Value(t, (self,), "tanh", _local=(1.0 - t * t,))
+        return self.activate("tanh")
 
     def sigmoid(self) -> Value:
-        s = sigmoid(self.data)
-        return Value(s, (self,), "sigmoid", _local=(s * (1.0 - s),))
+        return self.activate("sigmoid")
 
     def exp(self) -> Value:
         e = _exp(self.data)
