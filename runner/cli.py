@@ -83,7 +83,7 @@ def train(
     Exit codes: 0 trained, 1 training failed or diverged (run FAILED), 2 bad config or data
     (nothing recorded), 130 interrupted (run KILLED). `mgrun keys` lists every config key.
     """
-    from runner.train import train_command
+    from runner.commands.train import train_command
 
     return train_command(config, set_ or [], tracking_uri, experiment, progress)
 
@@ -136,7 +136,7 @@ def sweep(
     trial finished, 1 some failed, 2 bad sweep file or config (nothing recorded), 130
     interrupted (the sweep's run and unfinished trials KILLED).
     """
-    from runner.sweep_cmd import sweep_command
+    from runner.commands.sweep import sweep_command
 
     return sweep_command(
         sweep_file,
@@ -168,7 +168,7 @@ def gradcheck(
     tol: Annotated[float, typer.Option(help="Largest relative error that passes.")] = 1e-6,
 ) -> int:
     """Compare autograd with finite differences on the configured model; exit 1 above --tol."""
-    from runner.diagnose import gradcheck_command
+    from runner.commands.diagnose import gradcheck_command
 
     return gradcheck_command(config, set_ or [], rows, tol)
 
@@ -181,7 +181,7 @@ def graph(
     set_: SetOpt = None,
 ) -> None:
     """Write the expression graph of one training sample through the configured model."""
-    from runner.diagnose import graph_command
+    from runner.commands.diagnose import graph_command
 
     graph_command(config, set_ or [], output)
 

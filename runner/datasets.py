@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner.config import DatasetConfig
+from runner.config.run import DatasetConfig
+from runner.config.schema import did_you_mean
 from runner.errors import DataError
-from runner.schema import did_you_mean
 
 Rows = list[tuple[float, ...]]
 

@@ -8,12 +8,11 @@ from pathlib import Path
 import typer
 
 from engine.gradcheck import gradcheck
-from engine.graph import draw_dot, graphviz_available, render
-from engine.value import Value
+from engine.graph import draw_dot, graphviz_available, render, sample_graph
 from runner.config import check_loss_fits, load_run_config
 from runner.datasets import make_dataset
 from runner.errors import ConfigError
-from runner.trial import build_model, objective
+from runner.training.trial import build_model, objective
 
 
 def _model_and_data(path: Path, overrides: Sequence[str]):
@@ -52,11 +51,7 @@ def graph_command(path: Path, overrides: Sequence[str], output: Path) -> None:
             "(apt-get install graphviz / brew install graphviz) or write a .dot file"
         )
     _, model, data = _model_and_data(path, overrides)
-    for name, p in model.named_parameters():
-        p.label = name
-    out = model([Value(x, label=f"x{i}") for i, x in enumerate(data.X_train[0])])
-    root = out if not isinstance(out, list) else out[0]
-    root.backward()
+    root = sample_graph(model, data.X_train[0], data.feature_names)
     source = draw_dot(root)
     if suffix == ".dot":
         output.write_text(source)

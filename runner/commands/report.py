@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from runner.sweep import Sweep, SweepTrial
+from runner.config.sweep_file import Sweep, SweepTrial
 
 SHOWN = 10  # rows of the ranking; results.csv on the parent run has them all
 

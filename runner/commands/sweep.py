@@ -1,13 +1,14 @@
 """`mgrun sweep`: validate every trial, fan them out, and record each in MLflow as it finishes.
 
 The parent process does all MLflow writes: one parent run per sweep, one child run per trial
-(logged by the same `Tracker.log_trial` as `mgrun train`), then the ranking, `results.csv` and
-plots on the parent. Trials whose config hash already has a FINISHED run in the experiment are
-not run again unless `fresh`.
+(the worker's complete record, logged by the same `Tracker.log_record` as `mgrun train`), then
+the ranking, `results.csv` and plots on the parent. Trials whose config hash already has a
+FINISHED run in the experiment are not run again unless `fresh`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -22,16 +23,17 @@ from typing import Any
 import typer
 import yaml
 
-from runner.config import flatten
+from runner.commands.progress import SweepBar, sweep_progress
+from runner.commands.report import Row, SweepOutcome, best_row, print_report, results_csv
+from runner.commands.sweep_plots import metric_vs_params
+from runner.config import check_loss_fits, flatten
+from runner.config.schema import Source, did_you_mean
+from runner.config.sweep_file import Sweep, SweepTrial, load_sweep
 from runner.datasets import Dataset, make_dataset
 from runner.errors import ConfigError
-from runner.execute import Backend, make_backend, run_trials
-from runner.progress import SweepBar, sweep_progress
-from runner.schema import did_you_mean
-from runner.sweep import BACKENDS, Sweep, SweepTrial, load_sweep
-from runner.sweep_plots import metric_vs_params
-from runner.sweep_report import Row, SweepOutcome, best_row, print_report, results_csv
-from runner.trial import TrialResult
+from runner.execution.backends import BACKENDS, Backend, make_backend
+from runner.execution.supervisor import run_trials
+from runner.record import TrialRecord
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ def sweep_command(
     address: str | None = None,
 ) -> int:
     """Returns the exit code: 0 every trial finished, 1 some failed."""
-    sweep = load_sweep(path, overrides)
+    sweep = load(path, overrides)
     execution = resolve_execution(sweep, backend, n_jobs, retries, address)
     runner = make_backend(execution.backend, execution.n_jobs, execution.address, execution.retries)
     try:
@@ -68,6 +70,24 @@ def sweep_command(
         runner.close()
     print_report(sweep, outcome, explicit_uri=tracking_uri is not None)
     return 0 if outcome.all_finished else 1
+
+
+def load(path: Path, overrides: Sequence[str] = ()) -> Sweep:
+    """The sweep file read and every trial checked, including what only the later stages know:
+    the backend's name and, for CSV data, whether the loss fits the classes found in the file."""
+    sweep = load_sweep(path, overrides)
+    name = sweep.config.execution.backend
+    if name not in BACKENDS:
+        problem = f"unknown value {name!r}; {did_you_mean(name, list(BACKENDS))}"
+        raise Source(str(path)).error("execution.backend", problem)
+    checked: set[tuple] = set()
+    for trial in sweep.trials:
+        cfg = trial.spec.config
+        key = (cfg.dataset, cfg.seed, cfg.training.loss)
+        if cfg.dataset.kind == "csv" and key not in checked:
+            checked.add(key)
+            check_loss_fits(cfg, make_dataset(cfg.dataset, cfg.seed, cfg.base_dir))
+    return sweep
 
 
 def resolve_execution(
@@ -81,7 +101,7 @@ def resolve_execution(
     ex = sweep.config.execution
     if backend is not None and backend not in BACKENDS:
         raise ConfigError(
-            f"--backend {backend}: unknown backend; {did_you_mean(backend, BACKENDS)}"
+            f"--backend {backend}: unknown backend; {did_you_mean(backend, list(BACKENDS))}"
         )
     if n_jobs == 0:
         raise ConfigError("--n-jobs 0: use a positive count, or -1 for every core")
@@ -135,13 +155,13 @@ def run_sweep(
         with sweep_progress(len(todo), sweep.name, show_progress) as bar:
             results = run_trials(specs, backend, execution.retries, _on_retry(bar))
             with closing(results):  # on Ctrl-C, closing stops the workers
-                for result in results:
-                    trial = by_index[result.index]
-                    row = _log_child(tracker, parent, sweep, trial, result, datasets)
-                    rows[result.index] = row
+                for record in results:
+                    trial = by_index[record.index]
+                    row = _log_child(tracker, parent, sweep, trial, record, datasets)
+                    rows[record.index] = row
                     bar.advance(row.status)
                     if row.status != "FINISHED":
-                        bar.note(f"trial {result.index} FAILED: {row.reason}")
+                        bar.note(f"trial {record.index} FAILED: {row.reason}")
         ordered = [rows[t.spec.index] for t in sweep.trials]
         best = best_row(ordered, sweep.config.maximize)
         _log_summary(tracker, parent, sweep, ordered, best)
@@ -200,7 +220,7 @@ def _log_child(
     parent: str,
     sweep: Sweep,
     trial: SweepTrial,
-    result: TrialResult,
+    record: TrialRecord,
     datasets: Callable[..., Dataset],
 ) -> Row:
     from runner.tracking import run_guard
@@ -209,12 +229,20 @@ def _log_child(
     cfg = trial.spec.config
     tags = {"mgrun.config_hash": trial.spec.config_hash, "mgrun.sweep_index": str(trial.spec.index)}
     run_id = tracker.start_run(f"{sweep.name}-{trial.spec.index:03d}", tags, parent_run_id=parent)
+    result = record.result
     status, reason = result.status, result.reason or ""
     try:
         with run_guard(tracker, run_id) as guard:
-            data = datasets(cfg.dataset, cfg.seed, cfg.base_dir)
-            files = getattr(result, "files", None)  # drawn by the worker (runner.execute)
-            tracker.log_trial(run_id, cfg, result, data, files=files)
+            if record.files is None:  # the worker could not draw them: here, errors are reported
+                from runner.training.files import trial_files
+
+                data = (
+                    datasets(cfg.dataset, cfg.seed, cfg.base_dir)
+                    if result.status == "FINISHED"
+                    else None
+                )
+                record = dataclasses.replace(record, files=trial_files(cfg, result, data))
+            tracker.log_record(run_id, record)
             guard.status = "FINISHED" if result.status == "FINISHED" else "FAILED"
             guard.reason, guard.traceback = result.reason, result.traceback
     except Exception as exc:  # the guard ended this run FAILED; one trial's record, not the sweep

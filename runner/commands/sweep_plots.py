@@ -1,8 +1,8 @@
 """PNG plots of a sweep: its metric against each swept parameter, one file per parameter.
 
-Drawn on matplotlib's Agg canvas without pyplot, like `runner.plots`. Numbers go on a numeric
-axis (logarithmic when they span more than a factor of 20), anything else (lists, text) on a
-categorical one. Inputs are plain rows: (swept values, metric value) of the finished trials.
+Drawn on matplotlib's Agg canvas without pyplot, like `runner.training.plots`. Numbers go on a
+numeric axis (logarithmic when they span more than a factor of 20), anything else (lists, text)
+on a categorical one. Inputs are plain rows: (swept values, metric value) of the finished trials.
 """
 
 from __future__ import annotations

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import typer
 
-from runner.config import check_loss_fits, flatten, load_run_config
+from runner.commands.progress import step_progress
+from runner.config import TrialSpec, check_loss_fits, flatten, load_run_config
 from runner.datasets import make_dataset
-from runner.progress import step_progress
-from runner.trial import Metric, TrialSpec, run_trial
+from runner.record import Metric
+from runner.training.files import make_record
+from runner.training.trial import run_trial
 
 
 class _MetricStream:
@@ -62,10 +64,10 @@ def train_command(
                 bar.update(step, {key: value for key, value, _ in points})
 
             try:
-                result = run_trial(spec, on_step=on_step)
+                result = run_trial(spec, on_step=on_step, data=data)
             finally:
                 stream.flush()
-        tracker.log_trial(run_id, cfg, result, data, params=False, metrics=False)
+        tracker.log_record(run_id, make_record(spec, result, data), params=False, metrics=False)
         guard.status = "FINISHED" if result.status == "FINISHED" else "FAILED"
         guard.reason = result.reason
         guard.traceback = result.traceback

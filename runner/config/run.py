@@ -12,14 +12,14 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from engine.nn import ACTIVATIONS
-from engine.optim import SCHEDULES
-from runner.schema import (
+from engine.activations import ACTIVATIONS
+from engine.losses import LOSSES
+from engine.optim import OPTIMIZERS, SCHEDULES
+from runner.config.schema import (
     Source,
     above,
-    apply_overrides,
     at_least,
     build,
     describe,
@@ -28,16 +28,10 @@ from runner.schema import (
     nonempty,
     opt,
     plain,
-    read_yaml,
 )
-
-if TYPE_CHECKING:
-    from runner.datasets import Dataset
+from runner.config.yaml_file import apply_overrides, read_yaml
 
 KINDS = ("moons", "circles", "blobs", "xor", "spirals", "csv")
-LOSSES = ("hinge", "bce", "mse", "cross_entropy")
-BINARY_LOSSES = ("hinge", "bce", "mse")
-OPTIMIZERS = ("sgd", "adam")
 _FIXED_CLASSES = {"moons": 2, "circles": 2, "xor": 2}
 _DEFAULT_CLASSES = {"spirals": 3, "blobs": 3}
 
@@ -222,7 +216,7 @@ def _check(cfg: RunConfig, src: Source, explicit_classes: Any) -> None:
 
 
 def _loss_problem(loss: str, n_classes: int, what: str) -> str | None:
-    if loss in BINARY_LOSSES and n_classes != 2:
+    if LOSSES[loss].binary and n_classes != 2:
         return (
             f"{loss} needs exactly 2 classes, but {what} has {n_classes}; "
             "use training.loss: cross_entropy"
@@ -232,7 +226,11 @@ def _loss_problem(loss: str, n_classes: int, what: str) -> str | None:
     return None
 
 
-def check_loss_fits(cfg: RunConfig, dataset: Dataset) -> None:
+class _Classes(Protocol):
+    n_classes: int
+
+
+def check_loss_fits(cfg: RunConfig, dataset: _Classes) -> None:
     """Raise ConfigError if the training loss cannot fit the dataset's classes (for csv data)."""
     what = f"the label column {cfg.dataset.label!r}" if cfg.dataset.kind == "csv" else "the dataset"
     problem = _loss_problem(cfg.training.loss, dataset.n_classes, what)

@@ -1,4 +1,5 @@
-"""Typed, frozen dataclasses from YAML data, with one-line errors that name the file and field.
+"""Typed, frozen dataclasses from plain (YAML) data, with one-line errors that name the file
+and field.
 
 Used by the run config and by the sweep file. A field is declared with `opt(default, doc, ...)`:
 the doc string is the field's comment, and `describe(cls)` renders it for `--help` and the README.
@@ -8,7 +9,6 @@ Errors read `<file>: <dotted.field>: <problem>; <fix>`; a field set with `--set`
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import difflib
 import math
@@ -16,7 +16,6 @@ import re
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -51,7 +50,7 @@ class Source:
 
 def opt(default: Any, doc: str, *, choices: Sequence[str] = (), check: Check | None = None) -> Any:
     """A dataclass field with its documentation, allowed values and range check."""
-    meta = {"doc": doc, "choices": tuple(choices), "check": check}
+    meta = {"doc": doc, "choices": choices, "check": check}  # a table stays live: no copy
     if dataclasses.is_dataclass(default) and isinstance(default, type):
         return dataclasses.field(default_factory=default, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -92,118 +91,10 @@ def did_you_mean(word: str, options: Sequence[str]) -> str:
     return f"choose one of {', '.join(options)}"
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """The top-level mapping of a YAML file, read with `yaml.safe_load` only."""
-    name = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{name}: file not found; check the path") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{name}: cannot read the file ({e}); check the path") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.constructor.ConstructorError as e:
-        line = f"line {e.problem_mark.line + 1}: " if e.problem_mark else ""
-        raise ConfigError(
-            f"{name}: {line}YAML tags such as '!!python/...' are not allowed; "
-            "write plain values (numbers, strings, lists, mappings)"
-        ) from None
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ConfigError(f"{name}: {at}malformed YAML ({e.problem}); fix the syntax") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{name}: malformed YAML ({e}); fix the syntax") from None
-    if repeated := _repeated_key(yaml.compose(text, Loader=yaml.SafeLoader)):
-        key, first, again = repeated
-        raise ConfigError(
-            f"{name}: {key}: set twice (lines {first} and {again}), YAML would keep only the "
-            "last; keep one"
-        )
-    if data is None:
-        raise ConfigError(f"{name}: the file is empty; write the config as a YAML mapping")
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"{name}: the top level must be a mapping of keys to values, "
-            f"got {_kind(data)}; write `key: value` lines"
-        )
-    return data
-
-
-def _repeated_key(node: yaml.Node | None, path: str = "") -> tuple[str, int, int] | None:
-    """The first mapping key written twice, as (dotted key, first line, second line). Works on
-    the composed node tree, which holds no constructed objects."""
-    if isinstance(node, yaml.MappingNode):
-        lines: dict[str, int] = {}
-        for key, value in node.value:
-            dotted = f"{path}.{key.value}" if path else str(key.value)
-            line = key.start_mark.line + 1
-            if dotted in lines:
-                return dotted, lines[dotted], line
-            lines[dotted] = line
-            if found := _repeated_key(value, dotted):
-                return found
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            if found := _repeated_key(item, f"{path}[{i}]"):
-                return found
-    return None
-
-
-def parse_override(text: str, file: str = "") -> tuple[str, Any]:
-    """`"a.b=value"` -> ("a.b", value), the value read as a YAML scalar or flow collection."""
-    key, eq, raw = text.partition("=")
-    key = key.strip()
-    prefix = f"{file}: " if file else ""
-    if not eq or not key or any(not part.strip() for part in key.split(".")):
-        raise ConfigError(
-            f"{prefix}--set {text}: expected KEY=VALUE; write e.g. --set training.lr=0.05"
-        )
-    if not raw.strip():
-        raise ConfigError(f"{prefix}--set {key}: empty value; write e.g. {key}=null to unset it")
-    try:
-        value = yaml.safe_load(raw)
-    except yaml.constructor.ConstructorError:
-        raise ConfigError(
-            f"{prefix}--set {key}: YAML tags are not allowed; write a plain value"
-        ) from None
-    except yaml.YAMLError as e:
-        problem = getattr(e, "problem", None) or "cannot parse"
-        raise ConfigError(
-            f"{prefix}--set {key}: malformed value {raw!r} ({problem}); write e.g. 0.05 or [8, 8]"
-        ) from None
-    return key, value
-
-
-def apply_overrides(
-    data: dict[str, Any], overrides: Sequence[str], file: str = ""
-) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """A copy of `data` with every `--set KEY=VALUE` applied, and the keys that were set."""
-    data = copy.deepcopy(data)
-    keys = []
-    for text in overrides:
-        key, value = parse_override(text, file)
-        set_dotted(data, key, value, f"{file}: --set {key}")
-        keys.append(key)
-    return data, tuple(keys)
-
-
-def set_dotted(data: dict[str, Any], key: str, value: Any, where: str) -> None:
-    """data["a"]["b"] = value for key "a.b", creating missing sections; `where` prefixes errors."""
-    node, parts = data, key.split(".")
-    for i, part in enumerate(parts[:-1]):
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            section = ".".join(parts[: i + 1])
-            raise ConfigError(f"{where}: {section} is not a section; set {section} as a whole")
-    node[parts[-1]] = value
-
-
 def build(cls: type, data: Any, src: Source, path: str = "") -> Any:
     """An instance of the frozen dataclass `cls` from plain `data`, validated field by field."""
     if not isinstance(data, Mapping):
-        raise src.error(path, f"must be a mapping, got {_kind(data)}; write `key: value` pairs")
+        raise src.error(path, f"must be a mapping, got {kind_of(data)}; write `key: value` pairs")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init and "doc" in f.metadata}
     hints = typing.get_type_hints(cls)
     for key in data:
@@ -241,7 +132,7 @@ def convert(value: Any, tp: Any, src: Source, path: str) -> Any:
         return build(tp, value, src, path)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise src.error(path, f"must be a list, got {_kind(value)}; write it as [a, b, ...]")
+            raise src.error(path, f"must be a list, got {kind_of(value)}; write it as [a, b, ...]")
         if args[-1] is not Ellipsis and len(value) != len(args):
             raise src.error(
                 path, f"must have {len(args)} items, got {len(value)}; list {len(args)}"
@@ -253,33 +144,35 @@ def convert(value: Any, tp: Any, src: Source, path: str) -> Any:
         if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
             raise src.error(
                 path,
-                f"must be a mapping with text keys, got {_kind(value)}; write `key: value` pairs",
+                f"must be a mapping with text keys, got {kind_of(value)}; write `key: value` pairs",
             )
         return {k: convert(v, args[1], src, f"{path}.{k}") for k, v in value.items()}
     if tp is float:
         if isinstance(value, str) and _DOTLESS_FLOAT.fullmatch(value.strip()):
             value = float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise src.error(path, f"must be a number, got {_kind(value)}; write e.g. 0.1")
+            raise src.error(path, f"must be a number, got {kind_of(value)}; write e.g. 0.1")
         if not math.isfinite(value):
             raise src.error(path, f"must be a finite number, got {value}; write e.g. 0.1")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise src.error(path, f"must be a whole number, got {_kind(value)}; write e.g. 10")
+            raise src.error(path, f"must be a whole number, got {kind_of(value)}; write e.g. 10")
         return value
     if tp is bool:
         if not isinstance(value, bool):
-            raise src.error(path, f"must be true or false, got {_kind(value)}; write true or false")
+            raise src.error(
+                path, f"must be true or false, got {kind_of(value)}; write true or false"
+            )
         return value
     if tp is str:
         if not isinstance(value, str):
-            raise src.error(path, f"must be text, got {_kind(value)}; quote it if needed")
+            raise src.error(path, f"must be text, got {kind_of(value)}; quote it if needed")
         return value
     raise AssertionError(f"schema cannot convert to {tp!r} at {path}")
 
 
-def _kind(value: Any) -> str:
+def kind_of(value: Any) -> str:
     """A value as YAML shows it, and what kind of value it is, for error messages."""
     if value is None:
         return "null"

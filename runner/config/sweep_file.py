@@ -18,30 +18,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runner.config import (
+from runner.config.run import (
     RunConfig,
-    check_loss_fits,
     flatten,
     load_run_config,
     run_config_from_dict,
 )
-from runner.schema import (
+from runner.config.schema import (
     Source,
     above,
-    apply_overrides,
     at_least,
     build,
     did_you_mean,
     each,
     opt,
-    parse_override,
-    read_yaml,
-    set_dotted,
 )
-from runner.trial import TrialSpec
+from runner.config.spec import TrialSpec
+from runner.config.yaml_file import apply_overrides, parse_override, read_yaml, set_dotted
 
 METHODS = ("grid", "random")
-BACKENDS = ("loky", "sequential", "dask")
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
 METRICS = (
     "train_loss",
@@ -63,7 +58,8 @@ def _n_jobs(v: int) -> str | None:
 
 @dataclass(frozen=True)
 class ExecutionConfig:
-    backend: str = opt("loky", "where trials run", choices=BACKENDS)
+    # checked against runner.execution's table of backends, which this stage cannot import
+    backend: str = opt("loky", "where trials run: loky, sequential, dask")
     n_jobs: int = opt(-1, "trials run at once; -1 uses every core", check=_n_jobs)
     address: str | None = opt(None, "dask: scheduler address; none starts a local cluster")
     retries: int = opt(
@@ -145,7 +141,6 @@ def load_sweep(path: str | Path, overrides: Sequence[str] = ()) -> Sweep:
                 continue
             seen.add(spec.config_hash)
             trials.append(SweepTrial(spec, point, seed))
-    _check_datasets(trials)
     return Sweep(cfg, path, base, tuple(trials), len(points) * len(seeds) - len(trials))
 
 
@@ -275,17 +270,3 @@ def _trial_config(
     data["name"] = base.name
     # Errors name the sweep file: the base was valid on its own, so the swept values are at fault.
     return run_config_from_dict(data, file, base.base_dir)
-
-
-def _check_datasets(trials: list[SweepTrial]) -> None:
-    """CSV data is only known once read: read each distinct file and check the loss fits it."""
-    from runner.datasets import make_dataset
-
-    checked: set[tuple] = set()
-    for trial in trials:
-        cfg = trial.spec.config
-        key = (cfg.dataset, cfg.seed, cfg.training.loss)
-        if cfg.dataset.kind != "csv" or key in checked:
-            continue
-        checked.add(key)
-        check_loss_fits(cfg, make_dataset(cfg.dataset, cfg.seed, cfg.base_dir))

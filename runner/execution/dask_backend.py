@@ -1,8 +1,8 @@
 """Sweeps on Dask: a scheduler at `--address`, or a local cluster started (and closed) here.
 
-Connecting checks the cluster first (`runner.preflight`). Trials then go through joblib's own
-dask backend with two fixes (`_JoblibDask`), and their task keys name the trial (`_Named`). A
-trial whose worker dies is run again by Dask on another worker, up to the scheduler's
+Connecting checks the cluster first (`runner.execution.preflight`). Trials then go through
+joblib's own dask backend with two fixes (`_JoblibDask`), and their task keys name the trial
+(`_Named`). A trial whose worker dies is run again by Dask on another worker, up to the scheduler's
 `distributed.scheduler.allowed-failures` (a local cluster sets it to `--retries`); after that
 Dask gives up on it (KilledWorker) and it comes back FAILED while the others go on.
 """
@@ -17,10 +17,12 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
-from runner import probe
+from runner.config.spec import TrialSpec
 from runner.errors import BackendError
-from runner.execute import Backend
-from runner.trial import TrialResult, TrialSpec
+from runner.execution import probe
+from runner.execution.local import Backend
+from runner.execution.worker import died
+from runner.record import TrialRecord
 
 try:
     import dask
@@ -33,7 +35,7 @@ except ImportError as exc:  # an optional extra: only `--backend dask` needs it
         "pip install 'mgrun[dask]', or use --backend loky"
     ) from exc
 
-from runner.preflight import preflight  # noqa: E402 - needs dask, checked just above
+from runner.execution.preflight import preflight  # noqa: E402 - needs dask, checked just above
 
 
 @dataclass(frozen=True)
@@ -85,10 +87,10 @@ class DaskBackend(Backend):
         assert self.client is not None
         return sum(self.client.nthreads().values())
 
-    def parallel(self) -> Callable[[Iterable[Any]], Iterator[TrialResult]]:  # type: ignore[override]
+    def parallel(self) -> Callable[[Iterable[Any]], Iterator[TrialRecord]]:  # type: ignore[override]
         return self._run
 
-    def _run(self, tasks: Iterable[Any]) -> Iterator[TrialResult]:
+    def _run(self, tasks: Iterable[Any]) -> Iterator[TrialRecord]:
         """Results of joblib `delayed` trial tasks as they complete; a trial Dask gave up on
         comes back FAILED and the rest run on."""
         todo: dict[int, tuple[Any, tuple, dict]] = {}
@@ -103,7 +105,7 @@ class DaskBackend(Backend):
             parallel = Parallel(
                 n_jobs=-1, backend=backend, return_as="generator_unordered", batch_size=1
             )
-            results: Iterator[TrialResult] = iter(())
+            results: Iterator[TrialRecord] = iter(())
             try:
                 results = parallel(list(todo.values()))
                 for result in results:
@@ -214,6 +216,7 @@ def _trial_index(key: Any) -> int:
     return int(found.group(1))
 
 
-def _given_up(spec: TrialSpec, deaths: int) -> TrialResult:
-    reason = f"its Dask worker died {deaths} time(s) (killed or out of memory?); Dask gave up"
-    return TrialResult.of(spec, "FAILED", reason)
+def _given_up(spec: TrialSpec, deaths: int) -> TrialRecord:
+    return died(
+        spec, f"its Dask worker died {deaths} time(s) (killed or out of memory?); Dask gave up"
+    )

@@ -4,8 +4,8 @@ A worker must join in time, and the scheduler and every worker must import mgrun
 byte-identical to this checkout's. Both matter: the scheduler unpickles every task and the workers
 run it; a worker that cannot unpickle one drops out of the cluster, and the sweep then waits
 forever. A version number alone would miss an edited or stale checkout, so `engine/` and
-`runner/` are hashed file by file. The probe is `runner.probe.describe`, pickled by value, so it
-reaches processes that cannot import mgrun and reports that instead.
+`runner/` are hashed file by file. The probe is `runner.execution.probe.describe`, pickled by
+value, so it reaches processes that cannot import mgrun and reports that instead.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ from typing import Any, TypeVar
 import cloudpickle
 from distributed import Client
 
-from runner import probe
 from runner.errors import BackendError
+from runner.execution import probe
 
 cloudpickle.register_pickle_by_value(probe)
 
-MODULES = ("engine", "runner.cluster")  # what unpickling a trial's task imports
+# what unpickling a trial's task imports
+MODULES = ("engine", "runner.execution.dask_backend", "runner.execution.worker")
 PACKAGES = ("engine", "runner")  # whose sources must match the client's
 FIX = (
     "install the same mgrun on the scheduler and every worker "

@@ -1,8 +1,9 @@
 """What a Dask worker or scheduler can run, found out with the standard library only.
 
-`runner.cluster` registers this module with `cloudpickle.register_pickle_by_value`, so `describe`
-travels as code and runs even in a process that cannot import mgrun, where it reports the import
-error instead of failing to unpickle. Keep it free of third-party and project imports.
+`runner.execution.preflight` registers this module with `cloudpickle.register_pickle_by_value`,
+so `describe` travels as code and runs even in a process that cannot import mgrun, where it
+reports the import error instead of failing to unpickle. Keep it free of third-party and project
+imports.
 """
 
 from __future__ import annotations

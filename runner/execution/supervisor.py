@@ -1,129 +1,31 @@
-"""Fan trials out to workers and stream their results back as they complete.
+"""Fan trials out to a backend and stream their records back as they complete, whatever
+happens to the workers.
 
-A `Backend` is a joblib backend plus what the supervisor needs to know about it: how many trials
-run at once, which exceptions mean a worker process died, and whether workers can leave marks in
-the parent's temp dir. `run_trials` drives any backend and survives dead workers:
-
-- loky breaks its whole pool when one worker dies, and every trial in flight is lost with it.
-  Workers mark the trials they start, so after a break the trials that never started go back in
-  the queue uncharged, while the ones in flight are suspects: each is run again alone, where a
-  death can only be its own. A trial charged with more than `retries` deaths comes back FAILED.
-- Workers run `_work`: `runner.trial.run_trial`, then the run's files (plots, model, graph) drawn
-  by `runner.artifacts`, so the parent only uploads them. Neither imports mlflow.
-
-Backends: `sequential` (in this process, a plain loop), `loky` (worker processes on this machine),
-`dask` (a Dask cluster: `runner.cluster.DaskBackend`).
+loky breaks its whole pool when one worker dies, and every trial in flight is lost with it.
+Workers mark the trials they start (`runner.execution.worker`), so after a break the trials that
+never started go back in the queue uncharged, while the ones in flight are suspects: each is run
+again alone, where a death can only be its own. A trial charged with more than `retries` deaths
+comes back FAILED.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import tempfile
 import warnings
 from collections.abc import Callable, Generator, Iterator, Sequence
-from concurrent.futures import BrokenExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
-from joblib import Parallel, delayed, effective_n_jobs
+from joblib import delayed
 
-from runner.errors import BackendError
-from runner.trial import TrialResult, TrialSpec, run_trial
+from runner.config.spec import TrialSpec
+from runner.execution.local import Backend
+from runner.execution.worker import died, work
+from runner.record import TrialRecord
 
 OnRetry = Callable[[TrialSpec, str], None]  # (trial, what happened) before it runs again
-# A round yields results, then returns the trials it lost, the indices marked started, and why.
-Round = Generator[TrialResult, None, tuple[list[TrialSpec], set[int], str | None]]
-
-
-class Backend:
-    """Runs trials in this process, one after another (joblib's `sequential`)."""
-
-    name = "sequential"
-    marks = False  # can workers write start marks into the parent's temp dir?
-
-    def __init__(self, n_jobs: int = 1):
-        self.n_jobs = n_jobs
-
-    @property
-    def parallelism(self) -> int:
-        """How many trials run at once."""
-        return 1
-
-    def parallel(self) -> Parallel:
-        """A joblib Parallel that yields results as they complete, one trial per task."""
-        return Parallel(
-            n_jobs=self.n_jobs,
-            backend=self.name,
-            return_as="generator_unordered",
-            batch_size=1,  # a batch holds back finished results until its last trial is done
-        )
-
-    def worker_died(self, exc: BaseException) -> bool:
-        """Does `exc` mean a worker process died (killed, out of memory) rather than a bug?"""
-        return False
-
-    def close(self) -> None:
-        """Release what the backend holds (a cluster client, say)."""
-
-
-class LokyBackend(Backend):
-    """Worker processes on this machine (joblib's default `loky`); -1 uses every core."""
-
-    name = "loky"
-    marks = True
-
-    @property
-    def parallelism(self) -> int:
-        return effective_n_jobs(self.n_jobs)  # -1: the cores this process may use
-
-    def worker_died(self, exc: BaseException) -> bool:
-        return isinstance(exc, BrokenExecutor)  # loky's TerminatedWorkerError is one
-
-
-def make_backend(
-    name: str, n_jobs: int = -1, address: str | None = None, retries: int = 1
-) -> Backend:
-    """The backend called `name`; BackendError if it cannot be used."""
-    if name == "sequential":
-        return Backend()
-    if name == "loky":
-        return LokyBackend(n_jobs)
-    if name == "dask":
-        from runner.cluster import DaskBackend  # dask is an optional extra: imported only here
-
-        return DaskBackend(n_jobs, address, retries)  # connects and checks the cluster
-    raise BackendError(f"--backend {name}: unknown backend; use loky, sequential or dask")
-
-
-@dataclass
-class WorkedTrial(TrialResult):
-    """A trial's result with its run's files, {path: bytes}; None if drawing them failed."""
-
-    files: dict[str, bytes] | None = None
-
-
-def _work(spec: TrialSpec, marks: str | None) -> WorkedTrial:
-    """The worker's job: mark the trial as started, train it, draw its files, unmark it."""
-    mark = Path(marks, str(spec.index)) if marks else None
-    if mark:
-        mark.write_text(str(os.getpid()))
-    result = WorkedTrial(**vars(run_trial(spec)))
-    result.files = _files(spec, result)
-    if mark:
-        mark.unlink(missing_ok=True)
-    return result
-
-
-def _files(spec: TrialSpec, result: TrialResult) -> dict[str, bytes] | None:
-    from runner.artifacts import trial_files  # matplotlib: imported by workers only when used
-    from runner.datasets import make_dataset
-
-    cfg = spec.config
-    try:
-        return trial_files(cfg, result, make_dataset(cfg.dataset, cfg.seed, cfg.base_dir))
-    except Exception:  # the parent draws them again and reports the error against this trial
-        return None
+# A round yields records, then returns the trials it lost, the indices marked started, and why.
+Round = Generator[TrialRecord, None, tuple[list[TrialSpec], set[int], str | None]]
 
 
 def run_trials(
@@ -131,8 +33,8 @@ def run_trials(
     backend: Backend,
     retries: int = 1,
     on_retry: OnRetry | None = None,
-) -> Iterator[TrialResult]:
-    """One result per spec, in completion order, whatever happens to the workers."""
+) -> Iterator[TrialRecord]:
+    """One record per spec, in completion order, whatever happens to the workers."""
     todo = list(specs)
     alone: list[TrialSpec] = []  # suspects of a pool break, each to run by itself
     deaths: dict[int, int] = {}
@@ -164,9 +66,9 @@ def _round(batch: list[TrialSpec], backend: Backend) -> Round:
         warnings.filterwarnings("ignore", "[0-9]+ tasks which were still being processed")
         where = marks if backend.marks else None
         try:
-            for result in backend.parallel()(delayed(_work)(s, where) for s in batch):
-                done.add(result.index)
-                yield result
+            for record in backend.parallel()(delayed(work)(s, where) for s in batch):
+                done.add(record.index)
+                yield record
         except Exception as exc:
             if not backend.worker_died(exc):
                 raise
@@ -184,9 +86,8 @@ def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
 
 
-def _died(spec: TrialSpec, times: int, error: str) -> TrialResult:
-    reason = f"its worker process died {times} times (killed or out of memory?); {error}"
-    return TrialResult.of(spec, "FAILED", reason)
+def _died(spec: TrialSpec, times: int, error: str) -> TrialRecord:
+    return died(spec, f"its worker process died {times} times (killed or out of memory?); {error}")
 
 
 def _notify(on_retry: OnRetry | None, spec: TrialSpec, what: str) -> None:

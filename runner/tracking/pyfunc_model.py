@@ -32,6 +32,7 @@ class MgrunModel(mlflow.pyfunc.PythonModel):
         self.features: list[str] = spec["feature_names"]
         self.classes: list[str] = spec["class_names"]
         self.scale: dict[str, list[float]] | None = spec.get("scale")
+        self.decision: str | None = spec.get("decision")
         self.net = MLP(spec["sizes"][0], spec["sizes"][1:], spec["activation"])
         self.net.load_state_dict(spec["state"])
 
@@ -50,7 +51,7 @@ class MgrunModel(mlflow.pyfunc.PythonModel):
         if self.scale:
             mean, std = self.scale["mean"], self.scale["std"]
             rows = [[(v - m) / s for v, m, s in zip(r, mean, std, strict=True)] for r in rows]
-        labels = predict(self.net, rows) if rows else []
+        labels = predict(self.net, rows, self.decision) if rows else []
         return pd.DataFrame({"label": labels, "class": [self.classes[k] for k in labels]})
 
 

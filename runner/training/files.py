@@ -1,4 +1,4 @@
-"""The files of a trained run, as {relative path: bytes}: what `runner.tracking` uploads.
+"""The files of a trained run, as {relative path: bytes}, and the complete record of a trial.
 
     config.yaml              the resolved config
     model.json               sizes, activation, decision rule, feature/class names, feature
@@ -10,66 +10,91 @@
     graph.dot (graph.svg)    the expression graph of the first training row (svg with Graphviz)
 
 A FAILED result gets only config.yaml and, when it logged any metrics, plots/loss.png.
-No mlflow here: a worker process may build these files and hand the bytes to the parent.
+No mlflow here: a worker process builds the record and hands it to the parent.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-from engine.graph import draw_dot, graphviz_available, render
+from engine.activations import ACTIVATIONS
+from engine.graph import draw_dot, graphviz_available, render, sample_graph
+from engine.losses import LOSSES
 from engine.nn import MLP
-from runner import plots
-from runner.trial import build_model
+from runner.config.run import RunConfig, flatten
+from runner.config.spec import TrialSpec
+from runner.datasets import Dataset
+from runner.record import TrialRecord, TrialResult
+from runner.training import plots
+from runner.training.trial import build_model
+
+EXAMPLE_ROWS = 5
 
 
-def trial_files(config, result, dataset) -> dict[str, bytes]:
-    """Every file of the run, by its path in the run's artifacts."""
+def make_record(
+    spec: TrialSpec, result: TrialResult, data: Dataset | None, draw: bool = True
+) -> TrialRecord:
+    """The complete record of a trial; its files drawn unless `draw` is False (files None)."""
+    cfg = spec.config
+    return TrialRecord(
+        result=result,
+        params=flatten(cfg.to_dict()),
+        files=trial_files(cfg, result, data) if draw else None,
+        example=example_rows(data) if data is not None else (),
+        feature_names=data.feature_names if data is not None else (),
+        class_names=data.class_names if data is not None else (),
+    )
+
+
+def example_rows(data: Dataset) -> tuple[tuple[float, ...], ...]:
+    """A few training rows as the model takes them: raw, before any standardization."""
+    rows = data.X_train[:EXAMPLE_ROWS]
+    if data.scale is None:
+        return rows
+    mean, std = data.scale
+    return tuple(tuple(v * s + m for v, m, s in zip(r, mean, std, strict=True)) for r in rows)
+
+
+def trial_files(config: RunConfig, result: TrialResult, data: Dataset | None) -> dict[str, bytes]:
+    """Every file of the run, by its path in the run's artifacts (`data` may be None only for a
+    result that is not FINISHED)."""
     files = {"config.yaml": yaml.safe_dump(config.to_dict(), sort_keys=False).encode()}
     if result.metrics:
         files["plots/loss.png"] = plots.loss_curves(result.metrics)
     if result.status != "FINISHED":
         return files
-    model = build_model(config, dataset)
+    assert data is not None, "a finished trial's files need its dataset"
+    model = build_model(config, data)
     model.load_state_dict(result.state)
-    argmax = config.training.loss == "cross_entropy"
+    decision = LOSSES[config.training.loss].decision
     spec = {
         "sizes": model.sizes,
         "activation": model.activation,
-        "decision": "argmax" if argmax else "sign",
+        "decision": decision,
         "loss": config.training.loss,
-        "feature_names": list(dataset.feature_names),
-        "class_names": list(dataset.class_names),
-        "scale": dict(zip(("mean", "std"), dataset.scale, strict=True)) if dataset.scale else None,
+        "feature_names": list(data.feature_names),
+        "class_names": list(data.class_names),
+        "scale": dict(zip(("mean", "std"), data.scale, strict=True)) if data.scale else None,
         "fingerprint": result.fingerprint,
         "state": result.state,
     }
     files["model.json"] = json.dumps(spec, indent=1).encode()
     files["final_gradients.json"] = json.dumps(result.final_gradients, indent=1).encode()
     files["plots/final_gradients.png"] = plots.final_gradients(result.final_gradients)
-    if dataset.n_features == 2:
+    if data.n_features == 2:
         files["plots/decision_boundary.png"] = plots.decision_boundary(
-            lambda gx, gy: grid_classes(model, gx, gy, argmax),
-            dataset.X_train,
-            dataset.y_train,
-            names=dataset.feature_names,
+            lambda gx, gy: grid_classes(model, gx, gy, decision == "argmax"),
+            data.X_train,
+            data.y_train,
+            names=data.feature_names,
         )
-    files.update(_graph(model, dataset.X_train[0]))
+    files.update(graph_files(model, data))
     return files
-
-
-_NP_ACT = {
-    "relu": lambda z: np.maximum(z, 0.0),
-    "tanh": np.tanh,
-    "sigmoid": lambda z: 0.5 * (1.0 + np.tanh(0.5 * z)),  # no overflow for large |z|
-    "linear": lambda z: z,
-}
 
 
 def grid_classes(model: MLP, gx: list[float], gy: list[float], argmax: bool) -> list[list[int]]:
@@ -80,17 +105,15 @@ def grid_classes(model: MLP, gx: list[float], gy: list[float], argmax: bool) -> 
     for layer in model.layers:
         w = np.array([[p.data for p in n.w] for n in layer.neurons])
         b = np.array([n.b.data for n in layer.neurons])
-        a = _NP_ACT[layer.neurons[0].activation](a @ w.T + b)
+        a = ACTIVATIONS[layer.neurons[0].activation].array(a @ w.T + b, np)
     labels = a.argmax(axis=1) if argmax else (a[:, 0] > 0).astype(int)
     return labels.reshape(len(gy), len(gx)).tolist()
 
 
-def _graph(model: MLP, x: Sequence[float]) -> dict[str, bytes]:
-    """The graph of one row through the model, with the gradients of its (first) output."""
-    y = model(list(x))
-    root = y[0] if isinstance(y, list) else y
-    root.backward()
-    source = draw_dot(root)
+def graph_files(model: MLP, data: Dataset) -> dict[str, bytes]:
+    """graph.dot (and graph.svg with Graphviz): the first training row through the model, with
+    the gradients of its (first) output; the same picture as `mgrun graph`."""
+    source = draw_dot(sample_graph(model, data.X_train[0], data.feature_names))
     files = {"graph.dot": source.encode()}
     if graphviz_available():
         with tempfile.TemporaryDirectory() as tmp:

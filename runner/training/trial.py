@@ -15,60 +15,23 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 from engine.batch import classes, forward_batch
-from engine.losses import bce_with_logits, cross_entropy, hinge_loss, l2_penalty, mse_loss
+from engine.losses import LOSSES, l2_penalty
 from engine.nn import MLP
-from engine.optim import SGD, Adam, make_schedule
+from engine.optim import OPTIMIZERS, make_schedule
 from engine.value import Value
-from runner.config import RunConfig, config_hash
+from runner.config.run import RunConfig
+from runner.config.spec import TrialSpec
 from runner.datasets import Dataset, make_dataset
+from runner.record import Metric, TrialResult
 
-Metric = tuple[str, float, int]  # (key, value, step)
 OnStep = Callable[[int, list[Metric]], None]
-
-
-@dataclass(frozen=True)
-class TrialSpec:
-    """What to train: a resolved config and its place in a sweep."""
-
-    config: RunConfig
-    index: int = 0
-
-    @property
-    def config_hash(self) -> str:
-        return config_hash(self.config)
-
-
-@dataclass
-class TrialResult:
-    """What came of a trial; FAILED results carry the metrics up to the failure."""
-
-    status: str  # FINISHED | FAILED
-    config_hash: str
-    index: int = 0
-    reason: str | None = None
-    traceback: str | None = None
-    metrics: list[Metric] = field(default_factory=list)
-    final_metrics: dict[str, float] = field(default_factory=dict)
-    state: dict[str, float] = field(default_factory=dict)
-    final_gradients: dict[str, float] = field(default_factory=dict)
-    fingerprint: str = ""
-    seconds: float = 0.0
-
-    @classmethod
-    def of(
-        cls, spec: TrialSpec, status: str = "FINISHED", reason: str | None = None
-    ) -> TrialResult:
-        """An empty result for `spec`: to fill in, or, FAILED with a reason, a trial that never
-        came back (its worker died)."""
-        return cls(status=status, config_hash=spec.config_hash, index=spec.index, reason=reason)
 
 
 def build_model(cfg: RunConfig, data: Dataset) -> MLP:
     """The configured MLP, initialised from the config's seed."""
-    nout = data.n_classes if cfg.training.loss == "cross_entropy" else 1
+    nout = LOSSES[cfg.training.loss].width(data.n_classes)
     return MLP(
         data.n_features,
         [*cfg.model.hidden, nout],
@@ -82,16 +45,9 @@ def objective(
 ) -> tuple[Value, float]:
     """(data loss + L2 penalty, accuracy) of the model on (X, y); labels are 0..k-1."""
     outs = forward_batch(model, X)
-    if loss == "cross_entropy":
-        data_loss = cross_entropy(outs, y)
-    else:
-        scores = [o[0] for o in outs]
-        if loss == "bce":
-            data_loss = bce_with_logits(scores, y)
-        else:
-            signs = [2 * t - 1 for t in y]
-            data_loss = hinge_loss(scores, signs) if loss == "hinge" else mse_loss(scores, signs)
-    predicted = classes([[v.data for v in o] for o in outs])
+    rule = LOSSES[loss]
+    data_loss = rule.fn(outs, [rule.target(c) for c in y])
+    predicted = classes([[v.data for v in o] for o in outs], rule.decision)
     hits = sum(c == t for c, t in zip(predicted, y))
     total = data_loss + l2_penalty(model.parameters(), l2) if l2 else data_loss
     return total, hits / len(y)
@@ -127,15 +83,21 @@ def _batches(n: int, size: int | None, rng: random.Random) -> Iterator[list[int]
             yield order[i : i + size]
 
 
-def _train(spec: TrialSpec, result: TrialResult, on_step: OnStep | None) -> None:
+def _train(
+    spec: TrialSpec, result: TrialResult, on_step: OnStep | None, data: Dataset | None
+) -> None:
     cfg, t = spec.config, spec.config.training
-    data = make_dataset(cfg.dataset, cfg.seed, cfg.base_dir)
+    if data is None:
+        data = make_dataset(cfg.dataset, cfg.seed, cfg.base_dir)
     model = build_model(cfg, data)
-    params = model.parameters()
-    if t.optimizer == "adam":
-        opt = Adam(params, t.lr, betas=t.betas, eps=t.eps, weight_decay=t.weight_decay)
-    else:
-        opt = SGD(params, t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+    opt = OPTIMIZERS[t.optimizer](
+        model.parameters(),
+        lr=t.lr,
+        momentum=t.momentum,
+        weight_decay=t.weight_decay,
+        betas=t.betas,
+        eps=t.eps,
+    )
     schedule = make_schedule(t.schedule, t.lr, t.steps, step_size=t.step_size, gamma=t.gamma)
     batches = _batches(len(data.X_train), t.batch_size, random.Random(f"{cfg.seed}/batches"))
     Xtr, ytr = data.X_train, data.y_train
@@ -188,13 +150,16 @@ def _final_gradients(model: MLP, data: Dataset, loss: str, l2: float, result: Tr
         result.final_metrics[f"final_grad_norm.layer_{layer}"] = math.sqrt(sq)
 
 
-def run_trial(spec: TrialSpec, on_step: OnStep | None = None) -> TrialResult:
-    """Train the spec's model; failures come back as FAILED results, only Ctrl-C propagates."""
+def run_trial(
+    spec: TrialSpec, on_step: OnStep | None = None, data: Dataset | None = None
+) -> TrialResult:
+    """Train the spec's model on `data` (built from the config when not given); failures come
+    back as FAILED results, only Ctrl-C propagates."""
     result = TrialResult.of(spec)
     start = time.perf_counter()
     try:
         with gc_paused():
-            _train(spec, result, on_step)
+            _train(spec, result, on_step, data)
     except Exception as exc:  # a trial's failure is data for the parent, not a crash
         result.status = "FAILED"
         result.reason = f"{type(exc).__name__}: {exc}"

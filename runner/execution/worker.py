@@ -1,0 +1,42 @@
+"""What a worker process runs: one trial spec in, its complete record out. No mlflow here."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from runner.config.spec import TrialSpec
+from runner.datasets import Dataset, make_dataset
+from runner.record import TrialRecord, TrialResult
+from runner.training.files import make_record
+from runner.training.trial import run_trial
+
+
+def work(spec: TrialSpec, marks: str | None) -> TrialRecord:
+    """Mark the trial as started, train it, draw its files, unmark it. The dataset is built once
+    for both; when drawing fails the record comes back without files, for the parent to try."""
+    mark = Path(marks, str(spec.index)) if marks else None
+    if mark:
+        mark.write_text(str(os.getpid()))
+    data = _dataset(spec)
+    result = run_trial(spec, data=data)  # builds (and reports) the dataset if it failed here
+    try:
+        record = make_record(spec, result, data)
+    except Exception:  # the parent draws them again and reports the error against this trial
+        record = make_record(spec, result, data, draw=False)
+    if mark:
+        mark.unlink(missing_ok=True)
+    return record
+
+
+def died(spec: TrialSpec, reason: str) -> TrialRecord:
+    """The record of a trial that never came back: its worker died."""
+    return make_record(spec, TrialResult.of(spec, "FAILED", reason), None, draw=False)
+
+
+def _dataset(spec: TrialSpec) -> Dataset | None:
+    cfg = spec.config
+    try:
+        return make_dataset(cfg.dataset, cfg.seed, cfg.base_dir)
+    except Exception:  # run_trial builds it again and turns the error into a FAILED result
+        return None

@@ -1,0 +1,111 @@
+"""Where runs are recorded: the tracking URI a command uses, where a local store keeps its
+artifacts, and the argv of a local `mlflow server` or UI on it.
+
+With a sqlite store, artifacts live in `mlruns/` next to the database file, as with MLflow's own
+default (`sqlite:///mlflow.db` and `./mlruns` in the working directory).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import mlflow
+
+from runner.errors import BackendError
+
+
+def resolve_tracking_uri(cli_uri: str | None, config_uri: str | None) -> str:
+    """--tracking-uri, then MLFLOW_TRACKING_URI, then tracking.uri, then MLflow's own default
+    (`sqlite:///mlflow.db` here, or a `./mlruns` file store that already holds runs). Sqlite
+    paths come back absolute, so every process and `mgrun ui` agree on the file."""
+    uri = cli_uri or os.environ.get("MLFLOW_TRACKING_URI") or config_uri
+    if not uri:
+        return mlflow.get_tracking_uri()  # nothing set in-process, so this is MLflow's default
+    db = sqlite_path(uri)
+    query = "".join(uri.partition("?")[1:])
+    return f"sqlite:///{os.path.abspath(db)}{query}" if db else uri
+
+
+def resolve_experiment(cli: str | None, config_experiment: str | None, config_name: str) -> str:
+    """--experiment, then tracking.experiment, then the config's name."""
+    return cli or config_experiment or config_name
+
+
+def sqlite_path(uri: str) -> str | None:
+    """The database file of a `sqlite:///` URI; None for other URIs and in-memory databases."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = unquote(uri[len("sqlite:///") :].split("?", 1)[0])
+    return None if path in ("", ":memory:") else path
+
+
+def artifact_root(uri: str) -> str | None:
+    """Where a local store keeps artifacts: `mlruns/` beside a sqlite file, the directory of a
+    file store, MLflow's `./mlruns` for other databases; None for servers, which decide."""
+    if db := sqlite_path(uri):
+        return str(Path(db).resolve().parent / "mlruns")
+    scheme = urlparse(uri).scheme
+    if scheme in ("", "file"):
+        return str(Path(unquote(urlparse(uri).path)).resolve())
+    if scheme.split("+")[0] in ("postgresql", "mysql", "mssql"):
+        return os.path.abspath("mlruns")
+    return None
+
+
+@contextmanager
+def locked(directory: Path) -> Iterator[None]:
+    """An exclusive lock between processes, held on the directory itself: no lock file."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def check_server(uri: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, not after MLflow's minutes of retries, when no server answers."""
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as resp:
+            resp.read()
+    except OSError as exc:
+        raise BackendError(
+            f"{uri}: no MLflow tracking server answers ({exc}); start one with `mlflow server` "
+            "(see `mgrun ui --help`) or fix --tracking-uri / MLFLOW_TRACKING_URI"
+        ) from exc
+
+
+def server_command(
+    backend_uri: str,
+    artifacts: str,
+    host: str = "127.0.0.1",
+    port: int = 5000,
+    default_artifact_root: str | None = None,
+) -> list[str]:
+    """argv of a lean `mlflow server`: one worker, no background job runner (huey), artifacts
+    proxied to and from `artifacts`, so clients need no access to the artifact store."""
+    argv = ["env", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false", sys.executable, "-m", "mlflow"]
+    argv += ["server", "--backend-store-uri", backend_uri]
+    argv += ["--serve-artifacts", "--artifacts-destination", artifacts]
+    if default_artifact_root:
+        argv += ["--default-artifact-root", default_artifact_root]
+    return argv + ["--host", host, "--port", str(port), "--workers", "1"]
+
+
+def ui_command(uri: str, host: str = "127.0.0.1", port: int = 5000) -> list[str]:
+    """argv of the MLflow UI on the local store `uri`. Experiments created in the UI also keep
+    their artifacts in the store's artifact root, where `Tracker` can write to them."""
+    root = artifact_root(uri)
+    if root is None:
+        raise BackendError(
+            f"{uri}: this is already a tracking server; open it in a browser. `mgrun ui` serves "
+            "local stores (sqlite:///..., file:...)"
+        )
+    return server_command(uri, root, host, port, default_artifact_root=root)
