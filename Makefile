@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint format check bench train sweep ui clean
+.PHONY: install test lint format format-check check bench train sweep ui clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,10 @@ lint: install
 format: install
 	$(BIN)/ruff format .
 
-check: lint install
+format-check: install
 	$(BIN)/ruff format --check .
+
+check: lint format-check
 	$(BIN)/python -m pytest
 
 bench: install

@@ -1,9 +1,11 @@
-"""Helpers shared by tests that wait on real processes."""
+"""Helpers shared by the tests: the repository's paths, sweep files, waiting on real processes."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -18,3 +20,20 @@ def wait_for(what: Callable[[], T], timeout: float = 60) -> T:
         time.sleep(0.05)
     name = getattr(what, "__name__", what)
     raise AssertionError(f"timed out after {timeout} s waiting for {name}")
+
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+
+
+def write_sweep(
+    directory: Path, text: str, base: str, base_at: str = "tiny.yaml", sweep_at: str = "s.yaml"
+) -> Path:
+    """A base run config at `base_at` and a sweep file at `sweep_at` (both under `directory`)
+    whose `base:` points at it; `text` is the rest of the sweep file. Returns the sweep's path."""
+    base_path, path = directory / base_at, directory / sweep_at
+    for p in (base_path, path):
+        p.parent.mkdir(parents=True, exist_ok=True)
+    base_path.write_text(base)
+    path.write_text(f"base: {os.path.relpath(base_path, path.parent)}\n" + text)
+    return path

@@ -229,9 +229,10 @@ def report(demo: dict, large: dict, scale: dict, quick: bool) -> tuple[str, bool
         f"(noise {DEMO.noise}), hinge loss + L2 {DEMO.alpha:g}, full batch, SGD with "
         "lr = 1 - 0.9 k/100, 100 steps; the same data and initial weights for every engine. "
         "micrograd runs with its defaults (cyclic GC on) and the loss of its demo notebook; mgrun "
-        "runs as `runner.trial` does (`forward_batch`, `engine.losses`, `engine.optim.SGD`, GC "
-        "paused around the loop); the scalar-graph line swaps `forward_batch` for `model(x)` per "
-        "row. Each engine runs in a process of its own; they take turns in rounds in one session. "
+        "runs as `runner.training.trial` does (`forward_batch`, `engine.losses`, "
+        "`engine.optim.SGD`, GC paused around the loop); the scalar-graph line swaps "
+        "`forward_batch` for `model(x)` per row. Each engine runs in a process of its own; they "
+        "take turns in rounds in one session. "
         "Peak RSS "
         "is `ru_maxrss` of that process (in brackets: above its baseline after imports and setup); "
         "the traced peak is `tracemalloc`'s peak over one more step after the timed ones.",

@@ -7,7 +7,7 @@ from __future__ import annotations
 from engine.losses import hinge_loss, l2_penalty
 from engine.optim import SGD, make_schedule
 from engine.value import Value
-from runner.trial import objective
+from runner.training.trial import objective
 from tests.bench.reference import Reference
 from tests.bench.workload import Workload
 
@@ -62,10 +62,10 @@ class Micrograd:
 
 
 class Batch:
-    """mgrun's training path, as `runner.trial` runs it: forward_batch, engine losses, SGD."""
+    """mgrun's training path, as `runner.training.trial` runs it: forward_batch, losses, SGD."""
 
     label = "mgrun (forward_batch: the runner's path)"
-    pause_gc = True  # runner.trial.gc_paused around the training loop
+    pause_gc = True  # runner.training.trial.gc_paused around the training loop
 
     def __init__(self, w: Workload):
         self.w = w

@@ -43,7 +43,7 @@ PARTS = (
     ("files: loss plot", "loss_curves"),
     ("files: gradient plot", "final_gradients"),
     ("files: decision boundary", "decision_boundary"),
-    ("files: expression graph", "_graph"),
+    ("files: expression graph", "graph_files"),
     ("upload the files", "log_artifacts"),
     ("pyfunc model", "_log_model"),
     ("params, metrics, tags", "_batch"),
@@ -56,8 +56,8 @@ def log(message: str) -> None:
 
 def calibrate(seconds: float) -> int:
     """Steps of the bench config that train in about `seconds` here."""
-    from runner.config import run_config_from_dict
-    from runner.trial import TrialSpec, run_trial
+    from runner.config import TrialSpec, run_config_from_dict
+    from runner.training.trial import run_trial
 
     cfg = run_config_from_dict(yaml.safe_load(BASE.format(steps=50)))
     took = min(run_trial(TrialSpec(cfg)).seconds for _ in range(3))
@@ -73,9 +73,9 @@ def write_sweep(tmp: Path, steps: int, seeds: list[int]) -> Path:
 
 def timed_sweep(path: Path, n_jobs: int, uri: str):
     """Wall time of the whole sweep into an existing store (creating one is a one-off cost)."""
-    from runner.execute import make_backend
-    from runner.sweep import load_sweep
-    from runner.sweep_cmd import Execution, run_sweep
+    from runner.commands.sweep import Execution, run_sweep
+    from runner.config.sweep_file import load_sweep
+    from runner.execution.backends import make_backend
     from runner.tracking import Tracker
 
     sweep = load_sweep(path)
@@ -88,8 +88,9 @@ def timed_sweep(path: Path, n_jobs: int, uri: str):
 
 
 def timed_fanout(path: Path, n_jobs: int) -> float:
-    from runner.execute import make_backend, run_trials
-    from runner.sweep import load_sweep
+    from runner.config.sweep_file import load_sweep
+    from runner.execution.backends import make_backend
+    from runner.execution.supervisor import run_trials
 
     specs = [t.spec for t in load_sweep(path).trials]
     start = time.perf_counter()
@@ -100,10 +101,11 @@ def timed_fanout(path: Path, n_jobs: int) -> float:
 def logging_parts(path: Path, uri: str) -> tuple[float, dict[str, float]]:
     """One trial logged under cProfile, drawing its own files as `mgrun train` does: total
     seconds and the seconds of each part."""
+    from runner.config.sweep_file import load_sweep
     from runner.datasets import make_dataset
-    from runner.sweep import load_sweep
     from runner.tracking import Tracker
-    from runner.trial import run_trial
+    from runner.training.files import make_record
+    from runner.training.trial import run_trial
 
     spec = load_sweep(path).trials[0].spec
     result = run_trial(spec)
@@ -112,7 +114,7 @@ def logging_parts(path: Path, uri: str) -> tuple[float, dict[str, float]]:
     run_id = tracker.start_run("profile")
     profile = cProfile.Profile()
     start = time.perf_counter()
-    profile.runcall(tracker.log_trial, run_id, spec.config, result, data)
+    profile.runcall(lambda: tracker.log_record(run_id, make_record(spec, result, data)))
     total = time.perf_counter() - start
     tracker.end_run(run_id, "FINISHED")
     stats = pstats.Stats(profile).stats  # {(file, line, name): (cc, nc, tt, ct, callers)}
@@ -127,7 +129,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--quick", action="store_true", help="4 short trials: a smoke run")
     args = parser.parse_args(argv)
     logging.getLogger("mlflow").setLevel(logging.ERROR)  # per-trial signature warnings
-    from runner.execute import make_backend
+    from runner.execution.backends import make_backend
 
     cores = make_backend("loky", -1).parallelism
     trial_s, seeds = (0.3, [0]) if args.quick else (1.0, [0, 1, 2, 3])

@@ -20,7 +20,7 @@ import time
 import tracemalloc
 from contextlib import nullcontext
 
-from runner.trial import gc_paused
+from runner.training.trial import gc_paused
 from tests.bench.engines import ENGINES, count_nodes
 from tests.bench.workload import Workload
 

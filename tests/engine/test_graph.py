@@ -4,14 +4,12 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from engine.graph import draw_dot, graphviz_available, render
 from engine.value import Value
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT
 
 
 def neuron() -> Value:

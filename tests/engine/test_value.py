@@ -5,15 +5,14 @@ import os
 import pickle
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.value import Value, linear, sigmoid, vsum
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 finite = st.floats(min_value=-50, max_value=50, allow_nan=False, allow_infinity=False)
 props = settings(max_examples=60, deadline=None)
 

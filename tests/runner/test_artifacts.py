@@ -1,4 +1,4 @@
-"""runner.artifacts and the pyfunc model it feeds, without a tracking store."""
+"""runner.training.files and the pyfunc model it feeds, without a tracking store."""
 
 from __future__ import annotations
 
@@ -12,13 +12,12 @@ import pytest
 import yaml
 
 from engine.batch import predict
-from runner.artifacts import grid_classes, trial_files
-from runner.config import load_run_config, run_config_from_dict
+from runner.config import TrialSpec, load_run_config, run_config_from_dict
 from runner.datasets import make_dataset
-from runner.pyfunc_model import MgrunModel
-from runner.trial import TrialSpec, build_model, run_trial
-
-CONFIGS = Path(__file__).parents[2] / "configs"
+from runner.tracking.pyfunc_model import MgrunModel
+from runner.training.files import grid_classes, trial_files
+from runner.training.trial import build_model, run_trial
+from tests.support import CONFIGS
 
 
 def _trained(dataset: dict, training: dict, model: dict | None = None):

@@ -26,16 +26,15 @@ from cloudpickle import register_pickle_by_value
 from distributed import Client
 from mlflow import MlflowClient
 
-from runner.cluster import DaskBackend, Timeouts
+from runner.config.sweep_file import load_sweep
 from runner.errors import BackendError
-from runner.execute import run_trials
-from runner.sweep import load_sweep
+from runner.execution.dask_backend import DaskBackend, Timeouts
+from runner.execution.supervisor import run_trials
 from runner.tracking import server_command
-from tests.support import wait_for
+from tests.support import ROOT, wait_for
 
 register_pickle_by_value(sys.modules[__name__])  # helpers below run on the workers
 Procs = list[subprocess.Popen]
-ROOT = Path(__file__).resolve().parents[2]
 DASK = str(Path(sys.executable).with_name("dask"))
 BASE = """\
 name: tiny
@@ -190,7 +189,7 @@ def test_a_sweep_on_a_cluster_matches_a_serial_run_bit_for_bit(
     assert trials(sqlite(tmp_path)) == serial
     after = cluster.run(executed)
     assert sum(after.values()) - sum(before.values()) == 4  # the trials ran there, not here
-    assert cluster.run(imported, "runner.trial") == {w: True for w in after}
+    assert cluster.run(imported, "runner.training.trial") == {w: True for w in after}
     assert cluster.run(imported, "mlflow") == {w: False for w in after}
 
 
@@ -420,7 +419,7 @@ def test_a_trial_dask_gives_up_on_comes_back_failed_and_the_others_finish(sweep_
             os.kill(pids[address], signal.SIGKILL)
 
         threading.Thread(target=kill_a_busy_worker, daemon=True).start()
-        results = list(run_trials(specs, backend, retries=0))
+        results = [r.result for r in run_trials(specs, backend, retries=0)]
     finally:
         backend.close()
     assert sorted(r.index for r in results) == [0, 1, 2, 3]
@@ -436,7 +435,7 @@ def test_a_one_thread_cluster_runs_the_trials_on_its_worker_not_here(sweep_file)
     backend = DaskBackend(n_jobs=1)
     try:
         assert backend.client is not None
-        results = list(run_trials(specs, backend))
+        results = [r.result for r in run_trials(specs, backend)]
         ran = backend.client.run(executed)
     finally:
         backend.close()

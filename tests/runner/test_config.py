@@ -24,11 +24,10 @@ from runner.config import (
     load_run_config,
     run_config_from_dict,
 )
+from runner.config.schema import Source, build, opt
 from runner.datasets import Dataset
 from runner.errors import ConfigError
-from runner.schema import Source, build, opt
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT
 
 
 def write(tmp_path: Path, text: str, name: str = "run.yaml") -> Path:

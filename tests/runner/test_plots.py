@@ -1,4 +1,4 @@
-"""runner.plots: real PNGs, decoded and looked at."""
+"""runner.training.plots: real PNGs, decoded and looked at."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 
 from PIL import Image
 
-from runner import plots
+from runner.training import plots
 
 
 def _image(png: bytes) -> Image.Image:
@@ -77,7 +77,7 @@ def test_final_gradients_cope_with_zero_and_non_finite_gradients():
 
 def test_plots_never_import_pyplot_or_need_a_display():
     code = (
-        "import sys; from runner import plots; "
+        "import sys; from runner.training import plots; "
         "plots.loss_curves([('train_loss', 1.0, 0)]); "
         "plots.final_gradients({'layers.0.neurons.0.b': 1.0}); "
         "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'"

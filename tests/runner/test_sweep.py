@@ -9,10 +9,12 @@ import pytest
 from typer.testing import CliRunner
 
 from runner.cli import app
+from runner.commands.sweep import load as load_checked
+from runner.config.sweep_file import load_sweep
 from runner.errors import ConfigError
-from runner.sweep import load_sweep
+from tests import support
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 BASE = """\
 name: tiny
 seed: 5
@@ -23,17 +25,12 @@ training: {steps: 5, lr: 0.1}
 
 
 def write_sweep(tmp_path: Path, text: str) -> Path:
-    (tmp_path / "configs").mkdir(exist_ok=True)
-    (tmp_path / "configs" / "tiny.yaml").write_text(BASE)
-    (tmp_path / "experiments").mkdir(exist_ok=True)
-    path = tmp_path / "experiments" / "s.yaml"
-    path.write_text("base: ../configs/tiny.yaml\n" + text)
-    return path
+    return support.write_sweep(tmp_path, text, BASE, "configs/tiny.yaml", "experiments/s.yaml")
 
 
 def sweep_error(path: Path, overrides: tuple[str, ...] = ()) -> str:
     with pytest.raises(ConfigError) as info:
-        load_sweep(path, overrides)
+        load_checked(path, overrides)
     msg = str(info.value)
     assert "\n" not in msg and info.value.exit_code == 2
     return msg

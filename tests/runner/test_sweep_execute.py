@@ -9,18 +9,17 @@ import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from cloudpickle import register_pickle_by_value
 from joblib import delayed
 
-from runner.config import load_run_config
+from runner.config import TrialSpec, load_run_config
 from runner.errors import BackendError
-from runner.execute import Backend, LokyBackend, _work, make_backend, run_trials
-from runner.trial import TrialSpec
-
-ROOT = Path(__file__).resolve().parents[2]
+from runner.execution.backends import Backend, LokyBackend, make_backend
+from runner.execution.supervisor import run_trials
+from runner.execution.worker import work
+from tests.support import ROOT
 
 
 def specs(n: int, steps: int = 5) -> list[TrialSpec]:
@@ -32,8 +31,12 @@ def specs(n: int, steps: int = 5) -> list[TrialSpec]:
 
 def work_and_look(spec: TrialSpec) -> tuple[str, int, list[str]]:
     """In a worker: the sweep's worker function, then what the process has imported."""
-    result = _work(spec, None)
-    return result.status, os.getpid(), sorted(m for m in sys.modules if m.startswith("mlflow"))
+    record = work(spec, None)
+    return (
+        record.result.status,
+        os.getpid(),
+        sorted(m for m in sys.modules if m.startswith("mlflow")),
+    )
 
 
 @pytest.mark.timeout(60)
@@ -50,8 +53,8 @@ def test_workers_never_import_mlflow():
 @pytest.mark.timeout(60)
 def test_every_trial_comes_back_once_with_the_same_bits_in_any_order():
     trials = specs(6)
-    serial = {r.index: r.fingerprint for r in run_trials(trials, Backend())}
-    parallel = {r.index: r.fingerprint for r in run_trials(trials[::-1], LokyBackend(2))}
+    serial = {r.index: r.result.fingerprint for r in run_trials(trials, Backend())}
+    parallel = {r.index: r.result.fingerprint for r in run_trials(trials[::-1], LokyBackend(2))}
     assert sorted(serial) == list(range(6))
     assert parallel == serial
     assert len(set(serial.values())) == 6
@@ -62,7 +65,7 @@ def test_a_trial_that_raises_fails_alone():
     trials = specs(3)
     bad_model = dataclasses.replace(trials[1].config.model, activation="nope")
     trials[1] = TrialSpec(dataclasses.replace(trials[1].config, model=bad_model), index=1)
-    results = {r.index: r for r in run_trials(trials, LokyBackend(2))}
+    results = {r.index: r.result for r in run_trials(trials, LokyBackend(2))}
     assert [results[i].status for i in range(3)] == ["FINISHED", "FAILED", "FINISHED"]
     assert results[1].reason.startswith("ValueError: unknown activation 'nope'")
     assert "Traceback" in results[1].traceback
@@ -99,7 +102,7 @@ def test_a_trial_whose_worker_keeps_dying_fails_after_its_retries(tmp_path, monk
     finally:
         stop.set()
         killer.join()
-    by_index = {r.index: r for r in results}
+    by_index = {r.index: r.result for r in results}
     assert sorted(by_index) == [0, 1, 2, 3] and len(results) == 4
     assert by_index[0].status == "FAILED"
     assert "worker process died 2 times" in by_index[0].reason

@@ -15,9 +15,9 @@ import psutil
 import pytest
 from typer.testing import CliRunner
 
-from tests.support import wait_for
+from tests import support
+from tests.support import ROOT, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 # About a second per trial on one core: long enough to be caught in flight.
 BASE = """\
 name: slow
@@ -29,10 +29,8 @@ training: {steps: 1500, lr: 0.5, eval_every: 100}
 
 
 def write_sweep(tmp_path: Path, lrs: str, seeds: str = "[1, 2]") -> Path:
-    (tmp_path / "slow.yaml").write_text(BASE)
-    path = tmp_path / "s.yaml"
-    path.write_text(f"base: slow.yaml\nparams: {{training.lr: {lrs}}}\nseeds: {seeds}\n")
-    return path
+    text = f"params: {{training.lr: {lrs}}}\nseeds: {seeds}\n"
+    return support.write_sweep(tmp_path, text, BASE, "slow.yaml")
 
 
 def start(tmp_path: Path, path: Path, *args: str) -> subprocess.Popen:

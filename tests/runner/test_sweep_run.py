@@ -11,10 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 from runner.cli import app
-from runner.execute import LokyBackend
-from runner.sweep import load_sweep
-from runner.sweep_cmd import Execution, run_sweep
-from runner.trial import TrialSpec
+from runner.commands.sweep import Execution, run_sweep
+from runner.config import TrialSpec
+from runner.config.sweep_file import load_sweep
+from runner.execution.backends import LokyBackend
+from tests import support
 
 BASE = """\
 name: tiny
@@ -26,10 +27,7 @@ training: {steps: 6, lr: 0.1, eval_every: 3}
 
 
 def write_sweep(tmp_path: Path, text: str, base: str = BASE) -> Path:
-    (tmp_path / "tiny.yaml").write_text(base)
-    path = tmp_path / "s.yaml"
-    path.write_text("base: tiny.yaml\n" + text)
-    return path
+    return support.write_sweep(tmp_path, text, base)
 
 
 def sweep(tmp_path: Path, path: Path, *args: str) -> tuple[int, str]:

@@ -20,7 +20,7 @@ from mlflow import MlflowClient
 
 from engine.batch import predict
 from engine.graph import graphviz_available
-from runner.config import flatten, load_run_config, run_config_from_dict
+from runner.config import TrialSpec, flatten, load_run_config, run_config_from_dict
 from runner.datasets import make_dataset
 from runner.errors import BackendError
 from runner.tracking import (
@@ -32,10 +32,11 @@ from runner.tracking import (
     server_command,
     ui_command,
 )
-from runner.trial import TrialSpec, build_model, run_trial
+from runner.training.files import make_record
+from runner.training.trial import build_model, run_trial
+from tests.support import CONFIGS
 
 PY = sys.executable
-CONFIGS = Path(__file__).parents[2] / "configs"
 
 
 def _config(**training):
@@ -161,7 +162,7 @@ def test_a_trained_run_holds_params_metrics_tags_artifacts_and_model(tracker, tr
     cfg, data, result = trained
     run_id = tracker.start_run("tiny", tags={"extra": "x"})
     with run_guard(tracker, run_id):
-        tracker.log_trial(run_id, cfg, result, data)
+        tracker.log_record(run_id, make_record(TrialSpec(cfg), result, data))
     client = tracker.client
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
@@ -222,7 +223,7 @@ def test_the_model_predicts_in_a_fresh_process_from_its_own_code(tracker, traine
     cfg, data, result = trained
     run_id = tracker.start_run("tiny")
     with run_guard(tracker, run_id):
-        tracker.log_trial(run_id, cfg, result, data)
+        tracker.log_record(run_id, make_record(TrialSpec(cfg), result, data))
     model = build_model(cfg, data)
     model.load_state_dict(result.state)
     rows = [list(x) for x in data.X_train + data.X_test]
@@ -257,7 +258,9 @@ def test_a_standardized_model_shows_its_example_in_raw_units(tracker):
     raw = make_dataset(replace(cfg.dataset, standardize=False), cfg.seed, cfg.base_dir)
     run_id = tracker.start_run("csv")
     with run_guard(tracker, run_id):
-        model_id = tracker.log_trial(run_id, cfg, run_trial(TrialSpec(cfg)), data)
+        model_id = tracker.log_record(
+            run_id, make_record(TrialSpec(cfg), run_trial(TrialSpec(cfg)), data)
+        )
     model = tracker.client.get_logged_model(model_id)
     example = json.loads((Path(model.artifact_location) / "input_example.json").read_text())
     assert example["columns"] == list(cfg.dataset.features)
@@ -286,7 +289,7 @@ def test_a_failed_result_keeps_its_metrics_and_reason_and_has_no_model(tracker, 
     assert result.status == "FAILED" and result.reason.startswith("diverged at step")
     run_id = tracker.start_run("diverges")
     with run_guard(tracker, run_id) as guard:
-        tracker.log_trial(run_id, cfg, result, data)
+        tracker.log_record(run_id, make_record(TrialSpec(cfg), result, data))
         guard.status, guard.reason, guard.traceback = "FAILED", result.reason, result.traceback
     run = tracker.client.get_run(run_id)
     assert run.info.status == "FAILED"
@@ -496,7 +499,7 @@ def test_a_shared_tracking_server_records_runs_artifacts_and_models(trained, tmp
         tracker = Tracker(uri, "team")
         run_id = tracker.start_run("remote")
         with run_guard(tracker, run_id):
-            tracker.log_trial(run_id, cfg, result, data)
+            tracker.log_record(run_id, make_record(TrialSpec(cfg), result, data))
         run = MlflowClient(uri).get_run(run_id)
         assert run.info.status == "FINISHED"
         assert run.data.params["model.hidden"] == "[4, 3]"

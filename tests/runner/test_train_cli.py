@@ -15,8 +15,8 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from runner.cli import app
+from tests.support import CONFIGS
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 MGRUN = [sys.executable, "-m", "runner.cli"]
 
 
