@@ -119,6 +119,15 @@ def sweep(
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Rerun trials that already FINISHED earlier.")
     ] = False,
+    keep_top: Annotated[
+        str | None,
+        typer.Option(
+            "--keep-top",
+            metavar="K|all",
+            help="The best K trials' runs also get plots, the graph and the servable model; "
+            "all: every trial. Default: the file's keep_top, 3.",
+        ),
+    ] = None,
     set_: SetOpt = None,
     tracking_uri: TrackingUriOpt = None,
     experiment: Annotated[
@@ -149,6 +158,7 @@ def sweep(
         experiment=experiment,
         show_progress=progress,
         address=address,
+        keep_top=keep_top,
     )
 
 

@@ -28,6 +28,7 @@ class TrialResult:
     state: dict[str, float] = field(default_factory=dict)
     final_gradients: dict[str, float] = field(default_factory=dict)
     fingerprint: str = ""
+    started: float = 0.0  # wall clock (time.time()) when training began
     seconds: float = 0.0
 
     @classmethod
@@ -43,14 +44,18 @@ class TrialResult:
 class TrialRecord:
     """Everything a trial's run holds, ready to write.
 
-    `files` maps a path in the run's artifacts to its bytes (config.yaml, model.json, plots...);
-    None when the worker could not draw them, for the sweep loop to draw again. `example` holds
-    a few training rows as the model takes them (raw features, before any standardization).
+    `files` maps a path in the run's artifacts to its bytes (config.yaml, model.json,
+    metrics.csv, and in a full record the plots and the graph); None when the worker could not
+    draw them, for the sweep loop to draw again. `points` are the metric points to log, at most
+    `tracking.max_points` per metric (metrics.csv has them all). A full record also gets the
+    servable model. `example` holds a few training rows as the model takes them (raw features).
     """
 
     result: TrialResult
     params: dict[str, Any]  # the resolved config, flattened to dotted keys
     files: dict[str, bytes] | None
+    points: tuple[Metric, ...] = ()
+    full: bool = True
     example: tuple[tuple[float, ...], ...] = ()
     feature_names: tuple[str, ...] = ()
     class_names: tuple[str, ...] = ()
@@ -58,3 +63,11 @@ class TrialRecord:
     @property
     def index(self) -> int:
         return self.result.index
+
+    @property
+    def start_ms(self) -> int:
+        return int(self.result.started * 1000)
+
+    @property
+    def end_ms(self) -> int:
+        return int((self.result.started + self.result.seconds) * 1000)

@@ -1,18 +1,24 @@
-"""What came of a sweep: a row per trial, the ranking, `results.csv`, and the report on stdout."""
+"""What came of a sweep: a row per trial, the ranking, the parent run's record (`results.csv`,
+plots, the trial list) and the report on stdout."""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
+import tempfile
 from dataclasses import dataclass
 from typing import Any
 
 import typer
+import yaml
 from rich.console import Console
 from rich.table import Table
 
+from runner.commands.sweep_plots import metric_vs_params
+from runner.config import flatten
 from runner.config.sweep_file import Sweep, SweepTrial
 
 SHOWN = 10  # rows of the ranking; results.csv on the parent run has them all
@@ -30,6 +36,8 @@ class Row:
     reason: str = ""
     resumed: bool = False
     log_seconds: float = 0.0  # MLflow writes for this trial, in the parent
+    final_loss: float | None = None  # final_train_loss: breaks ties of the metric
+    full: bool = False  # the run has plots, the graph and the model
 
 
 @dataclass
@@ -49,15 +57,20 @@ def _scored(r: Row) -> bool:
     return r.status == "FINISHED" and r.value is not None and math.isfinite(r.value)
 
 
+def rank_key(r: Row, maximize: bool) -> tuple:
+    """Finished trials best first (ties: the lower final training loss, then sweep order), then
+    those without a value, then failed."""
+    if _scored(r):
+        loss = (
+            r.final_loss if r.final_loss is not None and math.isfinite(r.final_loss) else math.inf
+        )
+        return (0, -r.value if maximize else r.value, loss, r.trial.spec.index)
+    return (1 if r.status == "FINISHED" else 2, 0.0, 0.0, r.trial.spec.index)
+
+
 def ranked(rows: list[Row], maximize: bool) -> list[Row]:
-    """Finished trials best first (ties: sweep order), then those without a value, then failed."""
-
-    def key(r: Row) -> tuple:
-        if _scored(r):
-            return (0, -r.value if maximize else r.value, r.trial.spec.index)
-        return (1 if r.status == "FINISHED" else 2, 0.0, r.trial.spec.index)
-
-    return sorted(rows, key=key)
+    """The rows best first (see `rank_key`)."""
+    return sorted(rows, key=lambda r: rank_key(r, maximize))
 
 
 def best_row(rows: list[Row], maximize: bool) -> Row | None:
@@ -154,3 +167,63 @@ def print_report(sweep: Sweep, outcome: SweepOutcome, explicit_uri: bool) -> Non
         typer.echo(f"best: none (no finished trial has {metric})")
     typer.echo(f"sweep run {outcome.parent_run_id} in {outcome.uri}")
     typer.echo("browse it: mgrun ui" + (f" --tracking-uri {outcome.uri}" if explicit_uri else ""))
+
+
+def sweep_hash(sweep: Sweep) -> str:
+    """The identity of the whole sweep: its trials' config hashes, in order."""
+    hashes = [t.spec.config_hash for t in sweep.trials]
+    return hashlib.sha256(json.dumps(hashes).encode()).hexdigest()
+
+
+def trials_yaml(sweep: Sweep) -> str:
+    """The expanded trial list: index, hash, swept values, seed and the full resolved config."""
+    trials = [
+        {
+            "index": t.spec.index,
+            "config_hash": t.spec.config_hash,
+            "params": t.params,
+            "seed": t.seed,
+            "config": t.spec.config.to_dict(),
+        }
+        for t in sweep.trials
+    ]
+    return yaml.safe_dump(trials, sort_keys=False)
+
+
+def sweep_params(sweep: Sweep, execution: Any) -> dict[str, Any]:
+    """The parent run's params: what the sweep file and the command line chose."""
+    c = sweep.config
+    return {
+        "sweep.base": c.base,
+        "sweep.method": c.method,
+        "sweep.params": list(c.params or {}),
+        "sweep.seeds": list(c.seeds) if c.seeds else [sweep.base.seed],
+        "sweep.trials": len(sweep.trials),
+        "sweep.metric": c.metric,
+        "sweep.mode": "max" if c.maximize else "min",
+        "sweep.backend": execution.backend,
+        "sweep.n_jobs": execution.n_jobs,
+        "sweep.retries": execution.retries,
+    }
+
+
+def log_summary(tracker: Any, parent: str, sweep: Sweep, rows: list[Row], best: Row | None) -> None:
+    """The parent run's results.csv, plots, best params and metric, and counts."""
+    files: dict[str, str | bytes] = {"results.csv": results_csv(sweep, rows)}
+    points = [
+        (r.trial.params, r.value) for r in rows if r.status == "FINISHED" and r.value is not None
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        for png in metric_vs_params(points, sweep.config.metric, tmp):
+            files[f"plots/{png.name}"] = png.read_bytes()
+    tracker.log_files(parent, files)
+    finished = sum(r.status == "FINISHED" for r in rows)
+    tags = {
+        "mgrun.trials_finished": str(finished),
+        "mgrun.trials_failed": str(len(rows) - finished),
+    }
+    if best is not None:
+        tracker.log_params(parent, flatten(best.trial.spec.config.to_dict()))
+        tracker.log_metrics(parent, [(sweep.config.metric, best.value, 0)])
+        tags |= {"mgrun.best_run_id": best.run_id, "mgrun.best_trial": str(best.trial.spec.index)}
+    tracker.set_tags(parent, tags)

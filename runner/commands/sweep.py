@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import json
-import tempfile
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass
@@ -21,12 +19,20 @@ from pathlib import Path
 from typing import Any
 
 import typer
-import yaml
 
+from runner.commands.keep_top import Candidates, give_full_records, run_name
 from runner.commands.progress import SweepBar, sweep_progress
-from runner.commands.report import Row, SweepOutcome, best_row, print_report, results_csv
-from runner.commands.sweep_plots import metric_vs_params
-from runner.config import check_loss_fits, flatten
+from runner.commands.report import (
+    Row,
+    SweepOutcome,
+    best_row,
+    log_summary,
+    print_report,
+    sweep_hash,
+    sweep_params,
+    trials_yaml,
+)
+from runner.config import check_loss_fits
 from runner.config.schema import Source, did_you_mean
 from runner.config.sweep_file import Sweep, SweepTrial, load_sweep
 from runner.datasets import Dataset, make_dataset
@@ -57,14 +63,16 @@ def sweep_command(
     experiment: str | None = None,
     show_progress: bool = True,
     address: str | None = None,
+    keep_top: str | None = None,
 ) -> int:
     """Returns the exit code: 0 every trial finished, 1 some failed."""
     sweep = load(path, overrides)
     execution = resolve_execution(sweep, backend, n_jobs, retries, address)
+    top = resolve_keep_top(sweep, keep_top)
     runner = make_backend(execution.backend, execution.n_jobs, execution.address, execution.retries)
     try:
         outcome = run_sweep(
-            sweep, runner, execution, fresh, tracking_uri, experiment, show_progress
+            sweep, runner, execution, fresh, tracking_uri, experiment, show_progress, top
         )
     finally:
         runner.close()
@@ -88,6 +96,16 @@ def load(path: Path, overrides: Sequence[str] = ()) -> Sweep:
             checked.add(key)
             check_loss_fits(cfg, make_dataset(cfg.dataset, cfg.seed, cfg.base_dir))
     return sweep
+
+
+def resolve_keep_top(sweep: Sweep, option: str | None) -> int | None:
+    """--keep-top, then the sweep file's keep_top; None means every trial."""
+    value: Any = sweep.config.keep_top if option is None else option
+    if isinstance(value, str) and value != "all":
+        if not value.isdigit():
+            raise ConfigError(f"--keep-top {value}: use a whole number >= 0 or all, e.g. 3")
+        value = int(value)
+    return None if value == "all" else value
 
 
 def resolve_execution(
@@ -125,8 +143,10 @@ def run_sweep(
     tracking_uri: str | None = None,
     experiment: str | None = None,
     show_progress: bool = True,
+    keep_top: int | None = 3,
 ) -> SweepOutcome:
-    """Run what is missing, record everything; Ctrl-C ends the open runs KILLED and propagates."""
+    """Run what is missing, record everything; then full records for the best `keep_top`
+    trials (None: all). Ctrl-C ends the open runs KILLED and propagates."""
     from runner.tracking import Tracker, resolve_experiment, resolve_tracking_uri, run_guard
 
     start = time.perf_counter()
@@ -144,7 +164,7 @@ def run_sweep(
 
     parent = tracker.start_run(sweep.name, tags={"mgrun.sweep_hash": sweep_hash(sweep)})
     with run_guard(tracker, parent):
-        tracker.log_params(parent, _sweep_params(sweep, execution))
+        tracker.log_params(parent, sweep_params(sweep, execution))
         tracker.log_files(
             parent, {sweep.path.name: sweep.path.read_text(), "trials.yaml": trials_yaml(sweep)}
         )
@@ -152,51 +172,37 @@ def run_sweep(
         # Trials share datasets (same kind, same seed): build or read each once for this sweep.
         datasets = functools.lru_cache(maxsize=32)(make_dataset)
         specs = [t.spec for t in todo]
+        kept = Candidates(keep_top, sweep.config.maximize)
+        full = keep_top is None  # every trial full: the workers draw the pictures
         with sweep_progress(len(todo), sweep.name, show_progress) as bar:
-            results = run_trials(specs, backend, execution.retries, _on_retry(bar))
+            results = run_trials(specs, backend, execution.retries, _on_retry(bar), full)
             with closing(results):  # on Ctrl-C, closing stops the workers
                 for record in results:
                     trial = by_index[record.index]
                     row = _log_child(tracker, parent, sweep, trial, record, datasets)
                     rows[record.index] = row
+                    kept.offer(row, record)
                     bar.advance(row.status)
                     if row.status != "FINISHED":
                         bar.note(f"trial {record.index} FAILED: {row.reason}")
         ordered = [rows[t.spec.index] for t in sweep.trials]
+        give_full_records(tracker, sweep, ordered, kept, datasets, keep_top)
         best = best_row(ordered, sweep.config.maximize)
-        _log_summary(tracker, parent, sweep, ordered, best)
+        log_summary(tracker, parent, sweep, ordered, best)
     return SweepOutcome(parent, uri, ordered, best, time.perf_counter() - start)
 
 
-def sweep_hash(sweep: Sweep) -> str:
-    """The identity of the whole sweep: its trials' config hashes, in order."""
-    hashes = [t.spec.config_hash for t in sweep.trials]
-    return hashlib.sha256(json.dumps(hashes).encode()).hexdigest()
-
-
-def trials_yaml(sweep: Sweep) -> str:
-    """The expanded trial list: index, hash, swept values, seed and the full resolved config."""
-    trials = [
-        {
-            "index": t.spec.index,
-            "config_hash": t.spec.config_hash,
-            "params": t.params,
-            "seed": t.seed,
-            "config": t.spec.config.to_dict(),
-        }
-        for t in sweep.trials
-    ]
-    return yaml.safe_dump(trials, sort_keys=False)
-
-
 def _resumed(tracker: Any, sweep: Sweep) -> dict[int, Row]:
-    earlier = tracker.finished_runs_by_hash()
+    earlier = tracker.finished_runs()
     rows = {}
     for t in sweep.trials:
-        run_id = earlier.get(t.spec.config_hash)
-        if run_id is not None:
-            value = tracker.run_metrics(run_id).get(sweep.config.metric)
-            rows[t.spec.index] = Row(t, "FINISHED", value, run_id, resumed=True)
+        run = earlier.get(t.spec.config_hash)
+        if run is not None:
+            value, loss = run.metrics.get(sweep.config.metric), run.metrics.get("final_train_loss")
+            full = run.tags.get("mgrun.record", "full") == "full"
+            rows[t.spec.index] = Row(
+                t, "FINISHED", value, run.run_id, resumed=True, final_loss=loss, full=full
+            )
     return rows
 
 
@@ -223,76 +229,46 @@ def _log_child(
     record: TrialRecord,
     datasets: Callable[..., Dataset],
 ) -> Row:
-    from runner.tracking import run_guard
-
     start = time.perf_counter()
-    cfg = trial.spec.config
-    tags = {"mgrun.config_hash": trial.spec.config_hash, "mgrun.sweep_index": str(trial.spec.index)}
-    run_id = tracker.start_run(f"{sweep.name}-{trial.spec.index:03d}", tags, parent_run_id=parent)
+    name = run_name(trial, list(sweep.config.params or {}))
+    if record.files is None:  # the worker could not draw them: here, errors are reported
+        record = _drawn_here(record, trial, datasets)
     result = record.result
     status, reason = result.status, result.reason or ""
-    try:
-        with run_guard(tracker, run_id) as guard:
-            if record.files is None:  # the worker could not draw them: here, errors are reported
-                from runner.training.files import trial_files
-
-                data = (
-                    datasets(cfg.dataset, cfg.seed, cfg.base_dir)
-                    if result.status == "FINISHED"
-                    else None
-                )
-                record = dataclasses.replace(record, files=trial_files(cfg, result, data))
-            tracker.log_record(run_id, record)
-            guard.status = "FINISHED" if result.status == "FINISHED" else "FAILED"
-            guard.reason, guard.traceback = result.reason, result.traceback
-    except Exception as exc:  # the guard ended this run FAILED; one trial's record, not the sweep
-        status, reason = "FAILED", f"could not record the trial: {type(exc).__name__}: {exc}"
-    value = result.final_metrics.get(sweep.config.metric)
+    run_id, problem = tracker.record_run(
+        name, record, parent, {"mgrun.sweep_index": str(trial.spec.index)}
+    )
+    if problem:
+        status, reason = "FAILED", f"could not record the trial: {problem}"
     return Row(
         trial,
         status,
-        value,
+        result.final_metrics.get(sweep.config.metric),
         run_id,
         seconds=result.seconds,
         reason=reason,
         log_seconds=time.perf_counter() - start,
+        final_loss=result.final_metrics.get("final_train_loss"),
+        full=record.full,
     )
 
 
-def _sweep_params(sweep: Sweep, execution: Execution) -> dict[str, Any]:
-    c = sweep.config
-    return {
-        "sweep.base": c.base,
-        "sweep.method": c.method,
-        "sweep.params": list(c.params or {}),
-        "sweep.seeds": list(c.seeds) if c.seeds else [sweep.base.seed],
-        "sweep.trials": len(sweep.trials),
-        "sweep.metric": c.metric,
-        "sweep.mode": "max" if c.maximize else "min",
-        "sweep.backend": execution.backend,
-        "sweep.n_jobs": execution.n_jobs,
-        "sweep.retries": execution.retries,
-    }
+def _drawn_here(
+    record: TrialRecord, trial: SweepTrial, datasets: Callable[..., Dataset]
+) -> TrialRecord:
+    """The record with its files drawn in this process; if that fails too, the trial FAILED with
+    the reason and a lean record (config.yaml, metrics.csv), which cannot fail."""
+    from runner.training.files import trial_files
 
-
-def _log_summary(
-    tracker: Any, parent: str, sweep: Sweep, rows: list[Row], best: Row | None
-) -> None:
-    files: dict[str, str | bytes] = {"results.csv": results_csv(sweep, rows)}
-    points = [
-        (r.trial.params, r.value) for r in rows if r.status == "FINISHED" and r.value is not None
-    ]
-    with tempfile.TemporaryDirectory() as tmp:
-        for png in metric_vs_params(points, sweep.config.metric, tmp):
-            files[f"plots/{png.name}"] = png.read_bytes()
-    tracker.log_files(parent, files)
-    finished = sum(r.status == "FINISHED" for r in rows)
-    tags = {
-        "mgrun.trials_finished": str(finished),
-        "mgrun.trials_failed": str(len(rows) - finished),
-    }
-    if best is not None:
-        tracker.log_params(parent, flatten(best.trial.spec.config.to_dict()))
-        tracker.log_metrics(parent, [(sweep.config.metric, best.value, 0)])
-        tags |= {"mgrun.best_run_id": best.run_id, "mgrun.best_trial": str(best.trial.spec.index)}
-    tracker.set_tags(parent, tags)
+    cfg, result = trial.spec.config, record.result
+    try:
+        data = (
+            datasets(cfg.dataset, cfg.seed, cfg.base_dir) if result.status == "FINISHED" else None
+        )
+        return dataclasses.replace(record, files=trial_files(cfg, result, data, record.full))
+    except Exception as exc:
+        failed = dataclasses.replace(result, status="FAILED")
+        failed.reason = f"could not record the trial: {type(exc).__name__}: {exc}"
+        failed.traceback = traceback.format_exc()
+        files = trial_files(cfg, failed, None, full=False)
+        return dataclasses.replace(record, result=failed, files=files, full=False)

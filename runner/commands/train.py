@@ -12,24 +12,37 @@ from runner.commands.progress import step_progress
 from runner.config import TrialSpec, check_loss_fits, flatten, load_run_config
 from runner.datasets import make_dataset
 from runner.record import Metric
-from runner.training.files import make_record
-from runner.training.trial import run_trial
+from runner.training.files import kept, make_record
+from runner.training.trial import expected_points, run_trial
 
 
 class _MetricStream:
-    """Sends metrics to the store in batches about once a second, so the UI fills in live."""
+    """Sends metrics to the store in batches about once a second, so the UI fills in live;
+    at most `cap` points per metric, the ones a finished record would keep, and the last."""
 
-    def __init__(self, tracker, run_id: str, every: float = 1.0):
+    def __init__(self, tracker, run_id: str, cap: int, expected: dict[str, int], every=1.0):
         self.tracker, self.run_id, self.every = tracker, run_id, every
+        self.keep = {key: set(kept(n, cap)) for key, n in expected.items()}
+        self.seen: dict[str, int] = {}
+        self.last_point: dict[str, Metric] = {}
         self.buffer: list[Metric] = []
         self.last = time.monotonic()
 
     def add(self, points: list[Metric]) -> None:
-        self.buffer += points
+        for point in points:
+            key = point[0]
+            i = self.seen[key] = self.seen.get(key, -1) + 1
+            if key not in self.keep or i in self.keep[key]:
+                self.buffer.append(point)
+                self.last_point.pop(key, None)
+            else:
+                self.last_point[key] = point
         if time.monotonic() - self.last >= self.every:
             self.flush()
 
-    def flush(self) -> None:
+    def flush(self, final: bool = False) -> None:
+        if final:  # a run stopped early still shows where each metric ended
+            self.buffer += self.last_point.values()
         if self.buffer:
             self.tracker.log_metrics(self.run_id, self.buffer)
             self.buffer = []
@@ -56,7 +69,8 @@ def train_command(
     run_id = tracker.start_run(cfg.name, tags={"mgrun.config_hash": spec.config_hash})
     with run_guard(tracker, run_id) as guard:
         tracker.log_params(run_id, flatten(cfg.to_dict()))
-        stream = _MetricStream(tracker, run_id)
+        expected = expected_points(cfg, bool(data.X_test))
+        stream = _MetricStream(tracker, run_id, cfg.tracking.max_points, expected)
         with step_progress(cfg.training.steps, cfg.name, enabled=show_progress) as bar:
 
             def on_step(step: int, points: list[Metric]) -> None:
@@ -66,7 +80,7 @@ def train_command(
             try:
                 result = run_trial(spec, on_step=on_step, data=data)
             finally:
-                stream.flush()
+                stream.flush(final=True)
         tracker.log_record(run_id, make_record(spec, result, data), params=False, metrics=False)
         guard.status = "FINISHED" if result.status == "FINISHED" else "FAILED"
         guard.reason = result.reason

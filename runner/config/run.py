@@ -119,6 +119,12 @@ class TrainingConfig:
 class TrackingConfig:
     uri: str | None = opt(None, "MLflow tracking URI (--tracking-uri and MLFLOW_TRACKING_URI win)")
     experiment: str | None = opt(None, "MLflow experiment (default: the run's name)")
+    max_points: int = opt(
+        500,
+        "points logged per metric per run: every step up to this many, else evenly spaced "
+        "steps with the first and last (metrics.csv keeps them all)",
+        check=at_least(2, "use e.g. 500"),
+    )
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,12 @@ def _n_jobs(v: int) -> str | None:
     return None if v != 0 else "must not be 0; use a positive count, or -1 for every core"
 
 
+def _keep_top(v: Any) -> str | None:
+    if v == "all" or (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
+        return None
+    return f"must be a whole number >= 0 or all, got {v!r}; use e.g. 3"
+
+
 @dataclass(frozen=True)
 class ExecutionConfig:
     # checked against runner.execution's table of backends, which this stage cannot import
@@ -84,6 +90,12 @@ class SweepConfig:
     metric: str = opt("train_loss", "what ranks the trials (its final value)")
     mode: str | None = opt(
         None, "max or min; default: max for accuracies, else min", choices=("max", "min")
+    )
+    keep_top: Any = opt(
+        3,
+        "the best trials whose runs also get plots, the graph and the servable model; all: every "
+        "trial",
+        check=_keep_top,
     )
     execution: ExecutionConfig = opt(ExecutionConfig, "")
 

@@ -33,14 +33,16 @@ def run_trials(
     backend: Backend,
     retries: int = 1,
     on_retry: OnRetry | None = None,
+    full: bool = False,
 ) -> Iterator[TrialRecord]:
-    """One record per spec, in completion order, whatever happens to the workers."""
+    """One record per spec (`full` ones with the pictures, else lean), in completion order,
+    whatever happens to the workers."""
     todo = list(specs)
     alone: list[TrialSpec] = []  # suspects of a pool break, each to run by itself
     deaths: dict[int, int] = {}
     while todo or alone:
         batch, todo = ([alone.pop(0)], todo) if alone else (todo, [])
-        lost, started, error = yield from _round(batch, backend)
+        lost, started, error = yield from _round(batch, backend, full)
         if error is None or not lost:
             continue
         suspects = [s for s in lost if s.index in started] or lost
@@ -59,14 +61,14 @@ def run_trials(
             _notify(on_retry, spec, f"its worker died ({error}); running it again")
 
 
-def _round(batch: list[TrialSpec], backend: Backend) -> Round:
+def _round(batch: list[TrialSpec], backend: Backend, full: bool) -> Round:
     done: set[int] = set()
     with tempfile.TemporaryDirectory(prefix="mgrun-marks-") as marks, warnings.catch_warnings():
         # Stopping early (Ctrl-C) cancels queued trials on purpose; joblib would warn about it.
         warnings.filterwarnings("ignore", "[0-9]+ tasks which were still being processed")
         where = marks if backend.marks else None
         try:
-            for record in backend.parallel()(delayed(work)(s, where) for s in batch):
+            for record in backend.parallel()(delayed(work)(s, where, full) for s in batch):
                 done.add(record.index)
                 yield record
         except Exception as exc:

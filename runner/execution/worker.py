@@ -12,18 +12,19 @@ from runner.training.files import make_record
 from runner.training.trial import run_trial
 
 
-def work(spec: TrialSpec, marks: str | None) -> TrialRecord:
-    """Mark the trial as started, train it, draw its files, unmark it. The dataset is built once
-    for both; when drawing fails the record comes back without files, for the parent to try."""
+def work(spec: TrialSpec, marks: str | None, full: bool = False) -> TrialRecord:
+    """Mark the trial as started, train it, build its record (lean, or `full` with the
+    pictures), unmark it. The dataset is built once for both; when drawing fails the record
+    comes back without files, for the parent to try."""
     mark = Path(marks, str(spec.index)) if marks else None
     if mark:
         mark.write_text(str(os.getpid()))
     data = _dataset(spec)
     result = run_trial(spec, data=data)  # builds (and reports) the dataset if it failed here
     try:
-        record = make_record(spec, result, data)
+        record = make_record(spec, result, data, full)
     except Exception:  # the parent draws them again and reports the error against this trial
-        record = make_record(spec, result, data, draw=False)
+        record = make_record(spec, result, data, full, draw=False)
     if mark:
         mark.unlink(missing_ok=True)
     return record
@@ -31,7 +32,7 @@ def work(spec: TrialSpec, marks: str | None) -> TrialRecord:
 
 def died(spec: TrialSpec, reason: str) -> TrialRecord:
     """The record of a trial that never came back: its worker died."""
-    return make_record(spec, TrialResult.of(spec, "FAILED", reason), None, draw=False)
+    return make_record(spec, TrialResult.of(spec, "FAILED", reason), None, False, draw=False)
 
 
 def _dataset(spec: TrialSpec) -> Dataset | None:

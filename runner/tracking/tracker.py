@@ -6,18 +6,14 @@ process can keep a parent run and many child runs open at once.
 
 from __future__ import annotations
 
-import getpass
-import os
-import socket
 import tempfile
-import time
 import traceback as tb
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import pandas as pd
 from mlflow import MlflowClient
@@ -27,11 +23,12 @@ from mlflow.utils import validation as limits
 
 from runner.errors import BackendError
 from runner.record import TrialRecord
+from runner.tracking import entities as ent
 from runner.tracking.model import log_model
 from runner.tracking.store import artifact_root, check_server, locked, sqlite_path
+from runner.tracking.stored import StoredRuns
 
 STATUSES = ("FINISHED", "FAILED", "KILLED")
-HOST = socket.gethostname()
 
 
 @dataclass
@@ -41,6 +38,7 @@ class RunGuard:
     status: str = "FINISHED"
     reason: str | None = None
     traceback: str | None = None
+    end_time: int | None = None  # ms since the epoch; None: now
 
 
 @contextmanager
@@ -56,10 +54,10 @@ def run_guard(tracker: Tracker, run_id: str) -> Iterator[RunGuard]:
     except BaseException as exc:
         tracker.end_run(run_id, "FAILED", f"{type(exc).__name__}: {exc}", tb.format_exc())
         raise
-    tracker.end_run(run_id, guard.status, guard.reason, guard.traceback)
+    tracker.end_run(run_id, guard.status, guard.reason, guard.traceback, guard.end_time)
 
 
-class Tracker:
+class Tracker(StoredRuns):
     """One experiment in one tracking store; creates both (in this process) when missing."""
 
     def __init__(self, uri: str, experiment_name: str):
@@ -97,21 +95,12 @@ class Tracker:
         self, name: str, tags: Mapping[str, str] | None = None, parent_run_id: str | None = None
     ) -> str:
         """Create a RUNNING run; its owner (host, pid) is recorded for `close_stale_running`."""
-        all_tags = {
-            "mlflow.user": getpass.getuser(),
-            "mlflow.source.name": "mgrun",
-            "mgrun.host": HOST,
-            "mgrun.pid": str(os.getpid()),
-            **(tags or {}),
-        }
-        if parent_run_id:
-            all_tags["mlflow.parentRunId"] = parent_run_id
-        run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
-        return run.info.run_id
+        all_tags = ent.owner(parent_run_id) | dict(tags or {})
+        return self.client.create_run(self.experiment_id, run_name=name, tags=all_tags).info.run_id
 
     def log_params(self, run_id: str, flat: Mapping[str, Any]) -> None:
         """Every param, stringified (lists as `[16, 16]`), in as few calls as MLflow allows."""
-        self._batch(run_id, params=_params(flat))
+        self._batch(run_id, params=ent.params(flat))
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         """Set (or overwrite) run tags, values stringified."""
@@ -119,7 +108,7 @@ class Tracker:
 
     def log_metrics(self, run_id: str, metrics: Sequence[tuple[str, float, int]]) -> None:
         """(key, value, step) points, up to 1000 per call, all stamped with one timestamp."""
-        self._batch(run_id, metrics=_metrics(metrics))
+        self._batch(run_id, metrics=ent.metrics(metrics))
 
     def _batch(
         self,
@@ -137,101 +126,103 @@ class Tracker:
             ms, m = m[: total - len(ps) - len(ts)], m[total - len(ps) - len(ts) :]
             self.client.log_batch(run_id, metrics=ms, params=ps, tags=ts)
 
-    def log_files(self, run_id: str, files: Mapping[str, str | bytes]) -> None:
-        """Write {relative path: content} into the run's artifacts with one upload."""
+    def log_files(
+        self, run_id: str, files: Mapping[str, str | bytes], artifact_uri: str | None = None
+    ) -> None:
+        """Write {relative path: content} into the run's artifacts: straight into the directory
+        of a local store, else with one upload."""
+        uri = artifact_uri or self.client.get_run(run_id).info.artifact_uri
+        local = urlparse(uri)
+        if local.scheme in ("", "file"):
+            ent.write(unquote(local.path), files)
+            return
         with tempfile.TemporaryDirectory() as tmp:
-            _write(tmp, files)
+            ent.write(tmp, files)
             self.client.log_artifacts(run_id, tmp)
 
     def log_record(
         self, run_id: str, record: TrialRecord, *, params: bool = True, metrics: bool = True
     ) -> str | None:
         """Everything a trial's run holds: params, metrics, tags, the record's files and, for a
-        FINISHED result, the pyfunc model, whose id is returned. `params`/`metrics` False skip
-        what was streamed already. Writes what it is handed; computes nothing of the trial."""
-        result = record.result
+        full record of a FINISHED trial, the pyfunc model, whose id is returned.
+        `params`/`metrics` False skip what was streamed already. Writes what it is handed."""
         assert record.files is not None, "draw the files before logging the record"
-        step = result.metrics[-1][2] if result.metrics else 0
-        seen = {key for key, _, _ in result.metrics}
-        points = [
-            *(result.metrics if metrics else ()),
-            *((k, v, step) for k, v in result.final_metrics.items() if k not in seen),
-        ]
-        tags = {"mgrun.config_hash": result.config_hash}
-        if result.fingerprint:
-            tags["mgrun.fingerprint"] = result.fingerprint
         self._batch(  # one call (or as few as MLflow allows) for all three
             run_id,
-            metrics=_metrics(points),
-            params=_params(record.params) if params else [],
-            tags=[RunTag(k, v) for k, v in tags.items()],
+            metrics=ent.metrics(ent.points(record, metrics)),
+            params=ent.params(record.params) if params else [],
+            tags=[RunTag(k, v) for k, v in ent.record_tags(record).items()],
         )
+        self.log_files(run_id, record.files)
+        return self._model(run_id, record)
+
+    def record_run(
+        self,
+        name: str,
+        record: TrialRecord,
+        parent_run_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> tuple[str, str | None]:
+        """A trial that is over as one run, in as few store calls as MLflow allows: created with
+        its tags at its real start time, params and metrics in one batch, its files, the model of
+        a full record, ended with its status at its real end time. Returns the run's id and,
+        when the store failed part way (the run then ends FAILED), what went wrong. Ctrl-C ends
+        the run KILLED and propagates."""
+        assert record.files is not None, "draw the files before logging the record"
+        result = record.result
+        all_tags = ent.owner(parent_run_id) | ent.record_tags(record) | dict(tags or {})
+        run = self.client.create_run(
+            self.experiment_id, start_time=record.start_ms, tags=all_tags, run_name=name
+        ).info
+        try:
+            with run_guard(self, run.run_id) as guard:
+                points = ent.metrics(ent.points(record, True))
+                self._batch(run.run_id, metrics=points, params=ent.params(record.params))
+                self.log_files(run.run_id, record.files, run.artifact_uri)
+                self._model(run.run_id, record)
+                guard.status = "FINISHED" if result.status == "FINISHED" else "FAILED"
+                guard.reason, guard.traceback = result.reason, result.traceback
+                guard.end_time = record.end_ms
+        except Exception as exc:  # ended FAILED by the guard: one trial's record, not the caller's
+            return run.run_id, f"{type(exc).__name__}: {exc}"
+        return run.run_id, None
+
+    def add_full(self, run_id: str, record: TrialRecord) -> str | None:
+        """Give an ended run of a lean record what a full one has: the pictures and the model."""
+        assert record.full and record.files is not None
+        self.log_files(run_id, record.files)
+        model_id = self._model(run_id, record)
+        self.set_tags(run_id, {"mgrun.record": "full"})
+        return model_id
+
+    def _model(self, run_id: str, record: TrialRecord) -> str | None:
+        result = record.result
+        if not record.full or result.status != "FINISHED":
+            return None
+        assert record.files is not None
+        step = result.metrics[-1][2] if result.metrics else 0
+        example = pd.DataFrame([list(r) for r in record.example], columns=record.feature_names)
         with tempfile.TemporaryDirectory() as tmp:
-            run_dir = _write(Path(tmp, "run"), record.files)
-            self.client.log_artifacts(run_id, str(run_dir))
-            if result.status != "FINISHED":
-                return None
-            example = pd.DataFrame([list(r) for r in record.example], columns=record.feature_names)
-            model_json = run_dir / "model.json"
+            model_json = Path(tmp, "model.json")
+            model_json.write_bytes(record.files["model.json"])
             return log_model(self.client, self.experiment_id, run_id, model_json, example, step)
 
     def end_run(
-        self, run_id: str, status: str, reason: str | None = None, traceback: str | None = None
+        self,
+        run_id: str,
+        status: str,
+        reason: str | None = None,
+        traceback: str | None = None,
+        end_time: int | None = None,
     ) -> None:
-        """Terminate the run; unless FINISHED, also `error.txt` and the one-line `mgrun.error`."""
+        """Terminate the run; unless FINISHED, then also the one-line `mgrun.error` and
+        `error.txt` (after: a run whose error cannot be written is still not left RUNNING)."""
         assert status in STATUSES, status
+        self.client.set_terminated(run_id, status, end_time)
         if status != "FINISHED":
-            reason = (reason or "").strip() or ("interrupted" if status == "KILLED" else "failed")
-            self.client.set_tag(run_id, "mgrun.error", reason.splitlines()[0][:500])
-            text = f"{reason}\n\n{traceback}" if traceback else reason + "\n"
+            line, text = ent.error(status, reason, traceback)
+            self.client.set_tag(run_id, "mgrun.error", line)
             self.client.log_text(run_id, text, "error.txt")
-        self.client.set_terminated(run_id, status)
-
-    def run_metrics(self, run_id: str) -> dict[str, float]:
-        """The run's latest value of every metric."""
-        return dict(self.client.get_run(run_id).data.metrics)
-
-    def _runs(self, status: str) -> Iterator[Any]:
-        token = None
-        while True:
-            page = self.client.search_runs(
-                [self.experiment_id],
-                f"attributes.status = '{status}'",
-                max_results=1000,
-                order_by=["attributes.start_time DESC"],
-                page_token=token,
-            )
-            yield from page
-            token = page.token
-            if not token:
-                return
-
-    def finished_runs_by_hash(self) -> dict[str, str]:
-        """{mgrun.config_hash: id of the newest FINISHED run with it} in this experiment."""
-        found: dict[str, str] = {}
-        for run in self._runs("FINISHED"):
-            key = run.data.tags.get("mgrun.config_hash")
-            if key:
-                found.setdefault(key, run.info.run_id)
-        return found
-
-    def close_stale_running(self) -> list[str]:
-        """End as KILLED the RUNNING runs whose owning process on this host has exited (a crash
-        or SIGKILL); runs owned elsewhere or by a live process are left alone. Returns their ids."""
-        closed = []
-        for run in self._runs("RUNNING"):
-            tags = run.data.tags
-            pid = tags.get("mgrun.pid", "")
-            if tags.get("mgrun.host") != HOST or not pid.isdigit() or _alive(int(pid)):
-                continue
-            self.client.set_tag(
-                run.info.run_id,
-                "mgrun.error",
-                f"left RUNNING by process {pid} on {HOST}, which exited; closed as KILLED",
-            )
-            self.client.set_terminated(run.info.run_id, "KILLED")
-            closed.append(run.info.run_id)
-        return closed
 
 
 def _get_or_create(store: Any, name: str) -> Any:
@@ -245,39 +236,3 @@ def _get_or_create(store: Any, name: str) -> Any:
                 raise
         exp = store.get_experiment_by_name(name)
     return exp
-
-
-def _write(root: str | Path, files: Mapping[str, str | bytes]) -> Path:
-    for rel, content in files.items():
-        path = Path(root, rel)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content.encode() if isinstance(content, str) else content)
-    return Path(root)
-
-
-def _metrics(points: Sequence[tuple[str, float, int]]) -> list[Metric]:
-    """(key, value, step) points as MLflow metrics, all stamped with one timestamp."""
-    now = int(time.time() * 1000)
-    return [Metric(k, float(v), now, int(s)) for k, v, s in points]
-
-
-def _params(flat: Mapping[str, Any]) -> list[Param]:
-    return [Param(k, _param_value(v)) for k, v in flat.items()]
-
-
-def _param_value(value: Any) -> str:
-    text = str(list(value) if isinstance(value, tuple) else value)
-    cap = limits.MAX_PARAM_VAL_LENGTH
-    return text if len(text) <= cap else text[: cap - 3] + "..."
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True

@@ -83,6 +83,21 @@ def _batches(n: int, size: int | None, rng: random.Random) -> Iterator[list[int]
             yield order[i : i + size]
 
 
+def evaluates(step: int, every: int, steps: int) -> bool:
+    """Whether the test split is evaluated after `step` (0-based)."""
+    return (step + 1) % every == 0 or step == steps - 1
+
+
+def expected_points(cfg: RunConfig, has_test: bool) -> dict[str, int]:
+    """How many points of each per-step metric a run that trains to the end records."""
+    t = cfg.training
+    counts = dict.fromkeys(("train_loss", "train_accuracy", "lr"), t.steps)
+    if has_test:
+        n = sum(evaluates(s, t.eval_every, t.steps) for s in range(t.steps))
+        counts |= {"test_loss": n, "test_accuracy": n}
+    return counts
+
+
 def _train(
     spec: TrialSpec, result: TrialResult, on_step: OnStep | None, data: Dataset | None
 ) -> None:
@@ -117,7 +132,7 @@ def _train(
             ("train_accuracy", acc, step),
             ("lr", opt.lr, step),
         ]
-        if data.X_test and ((step + 1) % t.eval_every == 0 or step == t.steps - 1):
+        if data.X_test and evaluates(step, t.eval_every, t.steps):
             test_loss, test_acc = objective(model, data.X_test, data.y_test, t.loss, t.l2)
             points += [("test_loss", test_loss.data, step), ("test_accuracy", test_acc, step)]
         result.metrics += points
@@ -156,6 +171,7 @@ def run_trial(
     """Train the spec's model on `data` (built from the config when not given); failures come
     back as FAILED results, only Ctrl-C propagates."""
     result = TrialResult.of(spec)
+    result.started = time.time()
     start = time.perf_counter()
     try:
         with gc_paused():

@@ -39,6 +39,7 @@ def test_a_finished_trial_has_every_file():
     files = trial_files(cfg, result, data)
     expected = {
         "config.yaml",
+        "metrics.csv",
         "model.json",
         "final_gradients.json",
         "plots/loss.png",
@@ -54,10 +55,18 @@ def test_a_finished_trial_has_every_file():
     assert "digraph" in files["graph.dot"].decode()
 
 
-def test_a_failed_trial_has_its_config_and_loss_curve_only():
+def test_a_failed_trial_has_its_config_and_curves_only():
     cfg, data, result = _trained({"kind": "moons", "n_samples": 30}, {"loss": "mse", "lr": 1e5})
     assert result.status == "FAILED"
-    assert set(trial_files(cfg, result, data)) == {"config.yaml", "plots/loss.png"}
+    assert set(trial_files(cfg, result, data)) == {"config.yaml", "metrics.csv", "plots/loss.png"}
+    assert set(trial_files(cfg, result, data, full=False)) == {"config.yaml", "metrics.csv"}
+
+
+def test_a_lean_record_has_the_weights_and_gradients_but_nothing_drawn():
+    cfg, data, result = _trained({"kind": "moons", "n_samples": 30}, {})
+    lean = trial_files(cfg, result, data, full=False)
+    assert set(lean) == {"config.yaml", "metrics.csv", "model.json", "final_gradients.json"}
+    assert lean["model.json"] == trial_files(cfg, result, data)["model.json"]
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])

@@ -74,9 +74,9 @@ def _imports(name: str) -> set[str]:
             if node.level:
                 up = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*up, base] if base else up)
-            found.add(base)
             # `from runner.execution import probe` imports the module runner.execution.probe
-            found |= {f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in MODULES}
+            subs = {f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in MODULES}
+            found |= subs if len(subs) == len(node.names) else subs | {base}
     return found
 
 

@@ -295,7 +295,7 @@ def test_a_failed_result_keeps_its_metrics_and_reason_and_has_no_model(tracker, 
     assert run.info.status == "FAILED"
     assert run.data.tags["mgrun.error"] == result.reason
     names = {a.path for a in tracker.client.list_artifacts(run_id)}
-    assert names == {"config.yaml", "plots", "error.txt"}
+    assert names == {"config.yaml", "metrics.csv", "plots", "error.txt"}
     error = Path(tracker.client.download_artifacts(run_id, "error.txt", str(tmp_path)))
     assert error.read_text().startswith(result.reason)
     assert len(tracker.client.get_metric_history(run_id, "train_loss")) == len(
