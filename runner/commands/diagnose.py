@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,6 +25,10 @@ def _model_and_data(path: Path, overrides: Sequence[str]):
 
 def gradcheck_command(path: Path, overrides: Sequence[str], rows: int, tol: float) -> int:
     """Finite differences against autograd on the training objective over the first rows."""
+    if rows < 1:
+        raise ConfigError(f"--rows {rows}: must be at least 1; use e.g. --rows 8")
+    if not (math.isfinite(tol) and tol > 0):
+        raise ConfigError(f"--tol {tol}: must be a positive number; use e.g. --tol 1e-6")
     cfg, model, data = _model_and_data(path, overrides)
     X, y = data.X_train[:rows], data.y_train[:rows]
     report = gradcheck(
@@ -42,6 +47,10 @@ def gradcheck_command(path: Path, overrides: Sequence[str], rows: int, tol: floa
 
 def graph_command(path: Path, overrides: Sequence[str], output: Path) -> None:
     """Write the expression graph of the first training row through the model."""
+    if not output.parent.is_dir():
+        raise ConfigError(
+            f"-o {output}: the folder {output.parent} does not exist; create it or write elsewhere"
+        )
     suffix = output.suffix.lower()
     if suffix not in (".dot", ".svg", ".png"):
         raise ConfigError(f"{output}: unsupported graph format {suffix!r}; use .dot, .svg or .png")

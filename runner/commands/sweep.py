@@ -32,6 +32,7 @@ from runner.commands.report import (
     sweep_params,
     trials_yaml,
 )
+from runner.commands.store import open_tracker
 from runner.config import check_loss_fits
 from runner.config.schema import Source, did_you_mean
 from runner.config.sweep_file import Sweep, SweepTrial, load_sweep
@@ -147,17 +148,14 @@ def run_sweep(
 ) -> SweepOutcome:
     """Run what is missing, record everything; then full records for the best `keep_top`
     trials (None: all). Ctrl-C ends the open runs KILLED and propagates."""
-    from runner.tracking import Tracker, resolve_experiment, resolve_tracking_uri, run_guard
+    from runner.tracking import resolve_experiment, resolve_tracking_uri, run_guard
 
     start = time.perf_counter()
     base = sweep.base
     uri = resolve_tracking_uri(tracking_uri, base.tracking.uri)
-    tracker = Tracker(uri, resolve_experiment(experiment, base.tracking.experiment, sweep.name))
-    closed = tracker.close_stale_running()
-    if closed:
-        typer.echo(
-            f"closed {len(closed)} run(s) left RUNNING by a dead process as KILLED", err=True
-        )
+    tracker = open_tracker(
+        uri, resolve_experiment(experiment, base.tracking.experiment, sweep.name)
+    )
     rows = {} if fresh else _resumed(tracker, sweep)
     todo = [t for t in sweep.trials if t.spec.index not in rows]
     _say_plan(sweep, todo, backend, experiment=tracker.experiment_name)

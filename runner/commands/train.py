@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from runner.commands.progress import step_progress
+from runner.commands.store import open_tracker
 from runner.config import TrialSpec, check_loss_fits, flatten, load_run_config
 from runner.datasets import make_dataset
 from runner.record import Metric
@@ -62,10 +63,10 @@ def train_command(
     check_loss_fits(cfg, data)
     spec = TrialSpec(cfg)
 
-    from runner.tracking import Tracker, resolve_experiment, resolve_tracking_uri, run_guard
+    from runner.tracking import resolve_experiment, resolve_tracking_uri, run_guard
 
     uri = resolve_tracking_uri(tracking_uri, cfg.tracking.uri)
-    tracker = Tracker(uri, resolve_experiment(experiment, cfg.tracking.experiment, cfg.name))
+    tracker = open_tracker(uri, resolve_experiment(experiment, cfg.tracking.experiment, cfg.name))
     run_id = tracker.start_run(cfg.name, tags={"mgrun.config_hash": spec.config_hash})
     with run_guard(tracker, run_id) as guard:
         tracker.log_params(run_id, flatten(cfg.to_dict()))

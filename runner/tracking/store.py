@@ -70,6 +70,58 @@ def locked(directory: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+def prepare_sqlite(uri: str) -> Path | None:
+    """The database file of a sqlite store that can keep runs, created if missing; None for
+    other stores. Refuses, at once and in one line, an in-memory database (the runs would go
+    with the process) and a place that cannot be written (MLflow would retry for minutes).
+    A new file is built under a temporary name and moved into place complete, so an interrupt
+    while MLflow creates its tables never leaves a broken store behind."""
+    if not uri.startswith("sqlite:"):
+        return None
+    db = sqlite_path(uri)
+    if db is None:
+        raise BackendError(
+            f"{uri}: an in-memory database loses every run when mgrun exits; "
+            "use a file, e.g. --tracking-uri sqlite:///mlflow.db"
+        )
+    path = Path(db).resolve()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _probe_writable(path.parent)
+        if path.exists() and not os.access(path, os.W_OK):
+            raise PermissionError(f"{path} is read-only")
+    except OSError as exc:
+        raise BackendError(
+            f"{uri}: the store cannot be written ({exc.strerror or exc}); "
+            "choose a writable place with --tracking-uri"
+        ) from None
+    with locked(path.parent):  # one creator at a time; the others then find the file
+        if not path.exists():
+            _create(uri, path)
+    return path
+
+
+def _probe_writable(directory: Path) -> None:
+    probe = directory / f".mgrun-probe-{os.getpid()}"
+    fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    os.close(fd)
+    probe.unlink()
+
+
+def _create(uri: str, path: Path) -> None:
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    for stale in path.parent.glob(f".{path.name}.creating-*"):  # an earlier creator was killed
+        stale.unlink(missing_ok=True)
+    tmp = path.with_name(f".{path.name}.creating-{os.getpid()}")
+    try:
+        store = SqlAlchemyStore(f"sqlite:///{tmp}", artifact_root(uri))
+        store.engine.dispose()
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def check_server(uri: str, timeout: float = 5.0) -> None:
     """Fail in seconds, not after MLflow's minutes of retries, when no server answers."""
     try:

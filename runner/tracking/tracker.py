@@ -25,7 +25,7 @@ from runner.errors import BackendError
 from runner.record import TrialRecord
 from runner.tracking import entities as ent
 from runner.tracking.model import log_model
-from runner.tracking.store import artifact_root, check_server, locked, sqlite_path
+from runner.tracking.store import artifact_root, check_server, locked, prepare_sqlite
 from runner.tracking.stored import StoredRuns
 
 STATUSES = ("FINISHED", "FAILED", "KILLED")
@@ -68,6 +68,8 @@ class Tracker(StoredRuns):
             # Before the client: its store would create a fresh database with artifacts in ./mlruns.
             exp = self._get_or_create_experiment()
             self.client = MlflowClient(uri)
+        except BackendError:
+            raise
         except Exception as exc:  # whatever the store raised, it cannot be used
             text = exc.message if isinstance(exc, MlflowException) else str(exc)
             raise BackendError(f"{uri}: cannot use the tracking store: {text.strip()}") from exc
@@ -79,15 +81,13 @@ class Tracker(StoredRuns):
         self.experiment_id: str = exp.experiment_id
 
     def _get_or_create_experiment(self) -> Any:
-        db = sqlite_path(self.uri)
+        db = prepare_sqlite(self.uri)
         if db is None:
             return _get_or_create(MlflowClient(self.uri), self.experiment_name)
         from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-        Path(db).parent.mkdir(parents=True, exist_ok=True)
-        # Processes opening one fresh file at once would run MLflow's schema migrations
-        # concurrently and leave the database broken ("table _alembic_tmp_... already exists").
-        with locked(Path(db).parent):
+        # The file exists complete; the lock keeps two processes from creating one experiment.
+        with locked(db.parent):
             store = SqlAlchemyStore(self.uri, artifact_root(self.uri))
             return _get_or_create(store, self.experiment_name)
 
