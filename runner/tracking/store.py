@@ -10,10 +10,12 @@ from __future__ import annotations
 import fcntl
 import os
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 import mlflow
@@ -161,3 +163,30 @@ def ui_command(uri: str, host: str = "127.0.0.1", port: int = 5000) -> list[str]
             "local stores (sqlite:///..., file:...)"
         )
     return server_command(uri, root, host, port, default_artifact_root=root)
+
+
+class Retrying:
+    """An MlflowClient whose calls are tried again, with a growing pause, for up to `patience`
+    seconds while sqlite answers "database is locked" (another process holds the write lock
+    longer than sqlite's own busy timeout, or two transactions would deadlock)."""
+
+    def __init__(self, client: Any, patience: float = 60.0):
+        self._client, self._patience = client, patience
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            deadline, pause = time.monotonic() + self._patience, 0.05
+            while True:
+                try:
+                    return attr(*args, **kwargs)
+                except Exception as exc:
+                    if "database is locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
+
+        return call

@@ -25,7 +25,13 @@ from runner.errors import BackendError
 from runner.record import TrialRecord
 from runner.tracking import entities as ent
 from runner.tracking.model import log_model
-from runner.tracking.store import artifact_root, check_server, locked, prepare_sqlite
+from runner.tracking.store import (
+    Retrying,
+    artifact_root,
+    check_server,
+    locked,
+    prepare_sqlite,
+)
 from runner.tracking.stored import StoredRuns
 
 STATUSES = ("FINISHED", "FAILED", "KILLED")
@@ -67,7 +73,7 @@ class Tracker(StoredRuns):
         try:
             # Before the client: its store would create a fresh database with artifacts in ./mlruns.
             exp = self._get_or_create_experiment()
-            self.client = MlflowClient(uri)
+            self.client = Retrying(MlflowClient(uri))
         except BackendError:
             raise
         except Exception as exc:  # whatever the store raised, it cannot be used

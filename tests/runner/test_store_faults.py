@@ -110,3 +110,28 @@ def test_a_killed_train_leaves_a_run_that_the_next_train_closes(tmp_path):
     assert "closed 1 run(s) left RUNNING by a dead process as KILLED" in done.stderr
     run = MlflowClient(uri).get_run(killed)
     assert run.info.status == "KILLED" and "left RUNNING by process" in run.data.tags["mgrun.error"]
+
+
+@pytest.mark.timeout(300)
+def test_two_trains_on_one_fresh_store_at_the_same_moment_both_finish(tmp_path):
+    db = tmp_path / "mlflow.db"
+    args = [
+        "train",
+        str(CONFIGS / "moons.yaml"),
+        "--no-progress",
+        "--tracking-uri",
+        f"sqlite:///{db}",
+    ]
+    procs = [
+        subprocess.Popen(
+            [*MGRUN, *args, "--set", f"seed={seed}"],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in (1, 2)
+    ]
+    outs = [p.communicate(timeout=240) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
+    assert sorted(status for _, status in _runs(db)) == ["FINISHED", "FINISHED"]
