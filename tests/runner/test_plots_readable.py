@@ -1,0 +1,79 @@
+"""Plots a person would show: big enough, labelled, classes named and told apart."""
+
+from __future__ import annotations
+
+import io
+
+from matplotlib.collections import PathCollection
+from PIL import Image
+
+from runner import plots
+
+
+def _size(png: bytes) -> tuple[int, int]:
+    return Image.open(io.BytesIO(png)).size
+
+
+def _right_of_zero(gx, gy):
+    return [[int(x > 0) for x in gx] for _ in gy]
+
+
+X = [(-1.0, -1.0), (-1.0, 1.0), (1.0, -1.0), (1.0, 1.0)]
+Y = [0, 0, 1, 1]
+X_TEST = [(-0.5, 0.0), (0.5, 0.5)]
+Y_TEST = [0, 1]
+
+
+def test_decision_boundary_is_wide_and_its_legend_names_the_classes():
+    png = plots.decision_boundary(
+        _right_of_zero, X, Y, class_names=["robin", "sparrow"], X_test=X_TEST, y_test=Y_TEST
+    )
+    assert _size(png)[0] >= 600
+    fig = plots._decision_boundary_figure(
+        _right_of_zero, X, Y, class_names=["robin", "sparrow"], X_test=X_TEST, y_test=Y_TEST
+    )
+    (legend,) = fig.legends
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert labels == ["robin", "sparrow", "training point", "test point"]
+
+
+def test_numbered_classes_read_as_class_n_and_train_only_has_no_test_entry():
+    fig = plots._decision_boundary_figure(_right_of_zero, X, Y, class_names=["0", "1"])
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["class 0", "class 1", "training point"]
+    unnamed = plots._decision_boundary_figure(lambda gx, gy: [[2] * len(gx) for _ in gy], X, Y)
+    assert [t.get_text() for t in unnamed.legends[0].get_texts()][:3] == [
+        "class 0",
+        "class 1",
+        "class 2",  # predicted somewhere, though no point has it
+    ]
+
+
+def test_decision_boundary_axes_are_the_feature_names():
+    fig = plots._decision_boundary_figure(_right_of_zero, X, Y, names=("wingspan_cm", "mass_g"))
+    ax = fig.axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("wingspan_cm", "mass_g")
+
+
+def test_classes_get_distinct_bright_colours_and_test_points_are_hollow():
+    fig = plots._decision_boundary_figure(_right_of_zero, X, Y, X_test=X_TEST, y_test=Y_TEST)
+    ax = fig.axes[0]
+    points = [c for c in ax.collections if type(c) is PathCollection]  # the scatters
+    filled = [c for c in points if c.get_facecolors().size]
+    hollow = [c for c in points if not c.get_facecolors().size]
+    assert sorted(map(tuple, (p for c in filled for p in c.get_offsets()))) == sorted(X)
+    assert sorted(map(tuple, (p for c in hollow for p in c.get_offsets()))) == sorted(X_TEST)
+    colours = [tuple(c.get_facecolors()[0][:3]) for c in filled]
+    assert len(set(colours)) == 2
+    assert all(max(rgb) > 0.5 for rgb in colours), colours  # no near-black class
+
+
+def test_a_fine_grid_by_default():
+    calls = []
+
+    def predict(gx, gy):
+        calls.append((len(gx), len(gy)))
+        return _right_of_zero(gx, gy)
+
+    plots.decision_boundary(predict, X, Y)
+    assert calls == [(200, 200)]
