@@ -1,4 +1,5 @@
-"""PNG plots of a run: loss and accuracy curves, the decision boundary, the final gradients.
+"""PNG plots of a run: loss and accuracy curves, the decision boundary or the confusion matrix,
+the final gradients.
 
 Figures are drawn on matplotlib's Agg canvas without pyplot, so no global figure state is kept and
 plotting works in any thread or process without a display. Inputs are plain lists and dicts;
@@ -141,6 +142,41 @@ def _padded(values: Sequence[float]) -> tuple[float, float]:
     lo, hi = min(values), max(values)
     pad = 0.1 * (hi - lo) or 1.0
     return lo - pad, hi + pad
+
+
+def confusion_matrix(
+    y_true: Sequence[int],
+    y_pred: Sequence[int],
+    class_names: Sequence[str],
+    title: str = "confusion matrix",
+) -> bytes:
+    """Counts of (true class, predicted class) as a table of shaded cells, the diagonal being
+    the correct predictions; for data with more features than a plane can show."""
+    return _png(_confusion_figure(y_true, y_pred, class_names, title))
+
+
+def _confusion_figure(y_true, y_pred, class_names, title="confusion matrix") -> Figure:
+    k = len(class_names)
+    counts = np.zeros((k, k), dtype=int)
+    np.add.at(counts, (np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)), 1)
+    total, correct = int(counts.sum()), int(np.trace(counts))
+    fig = Figure(figsize=(7.5, 7.5), dpi=DPI)
+    fig.subplots_adjust(left=0.2, right=0.96, bottom=0.2, top=0.9)
+    ax = fig.subplots()
+    ax.imshow(counts, cmap="Blues", vmin=0, vmax=max(1, counts.max()))
+    size = 11 if k <= 10 else max(6, 110 // k)
+    for (i, j), count in np.ndenumerate(counts):
+        dark = count > 0.55 * counts.max()
+        colour = "white" if dark else "black" if count else "0.6"
+        ax.text(j, i, str(count), ha="center", va="center", color=colour, fontsize=size)
+    names = [str(c) for c in class_names]
+    slanted = {"rotation": 45, "ha": "right"} if max(map(len, names), default=0) > 3 else {}
+    ax.set_xticks(range(k), names, **slanted)
+    ax.set_yticks(range(k), names)
+    ax.set(xlabel="predicted class", ylabel="true class")
+    share = f", {correct / total:.1%} on the diagonal (correct)" if total else ""
+    ax.set_title(f"{title}\n{total} samples{share}")
+    return fig
 
 
 def final_gradients(gradients: Mapping[str, float]) -> bytes:

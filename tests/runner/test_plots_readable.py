@@ -77,3 +77,28 @@ def test_a_fine_grid_by_default():
 
     plots.decision_boundary(predict, X, Y)
     assert calls == [(200, 200)]
+
+
+def _cells(fig) -> list[int]:
+    return [int(t.get_text()) for t in fig.axes[0].texts]
+
+
+def test_confusion_matrix_cells_count_every_sample():
+    y_true = [0, 0, 1, 1, 2, 2, 2]
+    y_pred = [0, 1, 1, 1, 2, 0, 2]
+    fig = plots._confusion_figure(y_true, y_pred, ["a", "b", "c"])
+    assert sum(_cells(fig)) == len(y_true)
+    assert _cells(fig) == [1, 1, 0, 0, 2, 0, 1, 0, 2]  # row = true class, column = predicted
+    ax = fig.axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("predicted class", "true class")
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]
+    assert "7 samples" in ax.get_title()
+
+
+def test_confusion_matrix_of_ten_classes_is_wide_with_a_count_in_every_cell():
+    y_true = [i % 10 for i in range(500)]
+    y_pred = [(i * 7) % 10 for i in range(500)]
+    names = [str(c) for c in range(10)]
+    assert _size(plots.confusion_matrix(y_true, y_pred, names, title="test split"))[0] >= 600
+    fig = plots._confusion_figure(y_true, y_pred, names)
+    assert len(_cells(fig)) == 100 and sum(_cells(fig)) == 500
