@@ -57,7 +57,7 @@ def loss_curves(metrics: Sequence[Metric]) -> bytes:
                 ax.plot(steps, values, label=split, marker="." if split == "test" else None)
         ax.set(xlabel="step", ylabel=what, title=what)
         if ax.has_data():
-            ax.legend()
+            ax.legend(title=None if f"test_{what}" in series else f"(no test {what})")
     return _png(fig)
 
 
@@ -180,17 +180,29 @@ def _confusion_figure(y_true, y_pred, class_names, title="confusion matrix") -> 
 
 
 def final_gradients(gradients: Mapping[str, float]) -> bytes:
-    """Per-layer gradient norms (left) and the spread of log10 |gradient| (right)."""
-    norms: dict[str, float] = {}
+    """Per-layer gradient norms (left) and, per layer, the spread of log10 |gradient| (right)."""
+    return _png(_gradients_figure(gradients))
+
+
+def _gradients_figure(gradients: Mapping[str, float]) -> Figure:
+    layers: dict[str, list[float]] = {}
     for name, g in gradients.items():
-        layer = name.split(".")[1] if name.startswith("layers.") else name
-        norms[layer] = norms.get(layer, 0.0) + g * g
+        layers.setdefault(name.split(".")[1] if name.startswith("layers.") else name, []).append(g)
     fig, (left, right) = _pair()
-    left.bar([f"layer {k}" for k in norms], [math.sqrt(v) for v in norms.values()])
-    left.set(ylabel="L2 norm of the gradient", title="final gradient norm per layer")
-    logs = [math.log10(abs(g)) for g in gradients.values() if g != 0 and math.isfinite(g)]
-    if logs:
-        right.hist(logs, bins=30)
+    fig.subplots_adjust(top=0.84)  # two-line titles
+    labels = [f"layer {k}" for k in layers]
+    colours = [_colour(i) for i in range(len(layers))]
+    norms = [math.sqrt(math.fsum(g * g for g in gs)) for gs in layers.values()]
+    left.bar(labels, [v if math.isfinite(v) else 0.0 for v in norms], color=colours)
+    left.set(ylabel="L2 norm of the gradient", title="final gradient norm per layer\n")
+    logs = [[math.log10(abs(g)) for g in gs if g and math.isfinite(g)] for gs in layers.values()]
+    if any(logs):
+        right.hist(logs, bins=30, stacked=True, histtype="stepfilled", color=colours, label=labels)
+        right.legend(fontsize="small")
     zeros = sum(g == 0 for g in gradients.values())
-    right.set(xlabel="log10 |gradient|", ylabel="parameters", title=f"{zeros} exactly zero")
-    return _png(fig)
+    odd = sum(not math.isfinite(g) for g in gradients.values())
+    unseen = [f"{zeros} of {len(gradients)} exactly zero" if zeros else "none exactly zero"]
+    unseen += [f"{odd} not finite"] if odd else []
+    right.set(xlabel="log10 |gradient|", ylabel="parameters")
+    right.set_title(f"distribution of |gradient| (log10) per layer\n{', '.join(unseen)}")
+    return fig

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 
 from matplotlib.collections import PathCollection
 from PIL import Image
@@ -102,3 +103,33 @@ def test_confusion_matrix_of_ten_classes_is_wide_with_a_count_in_every_cell():
     assert _size(plots.confusion_matrix(y_true, y_pred, names, title="test split"))[0] >= 600
     fig = plots._confusion_figure(y_true, y_pred, names)
     assert len(_cells(fig)) == 100 and sum(_cells(fig)) == 500
+
+
+def _curves():
+    points = [("train_loss", 1.0 / (s + 1), s) for s in range(20)]
+    points += [("train_accuracy", s / 20, s) for s in range(20)]
+    points += [("test_loss", 1.0 / (s + 1), s) for s in range(4, 20, 5)]
+    return points + [("test_accuracy", s / 25, s) for s in range(4, 20, 5)]
+
+
+def test_loss_curves_are_wide():
+    assert _size(plots.loss_curves(_curves()))[0] >= 600
+
+
+def test_final_gradient_titles_are_plain_english():
+    grads = {f"layers.0.neurons.{j}.w.0": 10.0**-j for j in range(5)}
+    grads |= {"layers.1.neurons.0.b": 0.0, "layers.1.neurons.0.w.0": 0.0}
+    fig = plots._gradients_figure(grads)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0].strip() == "final gradient norm per layer"
+    assert "per layer" in titles[1] and "2 of 7 exactly zero" in titles[1]
+    assert not any("0 exactly zero" in t for t in titles)
+    no_zeros = plots._gradients_figure({"layers.0.neurons.0.b": 1.0})
+    assert "none exactly zero" in no_zeros.axes[1].get_title()
+    assert "1 not finite" in plots._gradients_figure({"b": math.nan}).axes[1].get_title()
+
+
+def test_the_gradient_histogram_is_split_by_layer():
+    grads = {"layers.0.neurons.0.w.0": 1e-3, "layers.1.neurons.0.w.0": 1e-2}
+    legend = plots._gradients_figure(grads).axes[1].get_legend()
+    assert sorted(t.get_text() for t in legend.get_texts()) == ["layer 0", "layer 1"]
