@@ -9,6 +9,7 @@ from matplotlib.collections import PathCollection
 from PIL import Image
 
 from runner import plots
+from runner.sweep_plots import _figure, metric_vs_params
 
 
 def _size(png: bytes) -> tuple[int, int]:
@@ -133,3 +134,23 @@ def test_the_gradient_histogram_is_split_by_layer():
     grads = {"layers.0.neurons.0.w.0": 1e-3, "layers.1.neurons.0.w.0": 1e-2}
     legend = plots._gradients_figure(grads).axes[1].get_legend()
     assert sorted(t.get_text() for t in legend.get_texts()) == ["layer 0", "layer 1"]
+
+
+def _points(values):
+    return [(v, 0.5 + 0.1 * i) for i, v in enumerate(values)]
+
+
+def test_sweep_plot_is_logarithmic_past_a_decade():
+    def scale(values):
+        return _figure("training.lr", _points(values), "loss").axes[0].get_xscale()
+
+    assert scale([0.05, 0.1, 0.2, 0.5, 1.0]) == "log"
+    assert scale([0.1, 0.5, 1.0]) == "linear"
+    assert scale([-1.0, 5.0, 100.0]) == "linear"  # not all positive
+
+
+def test_sweep_plot_ticks_the_values_tried_and_is_wide(tmp_path):
+    ax = _figure("training.lr", _points([0.05, 0.1, 0.2, 0.5, 1.0]), "loss").axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.05", "0.1", "0.2", "0.5", "1"]
+    (png,) = metric_vs_params([({"training.lr": 0.1}, 0.5)], "loss", tmp_path)
+    assert _size(png.read_bytes())[0] >= 600
