@@ -41,17 +41,29 @@ def gradcheck_command(path: Path, overrides: Sequence[str], rows: int, tol: floa
     return 0 if ok else 1
 
 
-def graph_command(path: Path, overrides: Sequence[str], output: Path) -> None:
-    """Write the expression graph of the first training row through the model."""
+def graph_command(
+    path: Path, overrides: Sequence[str], output: Path, neuron: str | None = None
+) -> None:
+    """Write the expression graph of the first training row through the model; with `neuron`
+    ("LAYER.INDEX"), the picture of that one neuron instead (a .png, no Graphviz needed)."""
     suffix = output.suffix.lower()
+    if neuron is not None and suffix != ".png":
+        raise ConfigError(f"{output}: --neuron draws a .png; name the output e.g. neuron.png")
     if suffix not in (".dot", ".svg", ".png"):
         raise ConfigError(f"{output}: unsupported graph format {suffix!r}; use .dot, .svg or .png")
-    if suffix != ".dot" and not graphviz_available():
+    if suffix != ".dot" and neuron is None and not graphviz_available():
         raise ConfigError(
             f"{output}: writing {suffix} needs Graphviz's `dot` program; install it "
             "(apt-get install graphviz / brew install graphviz) or write a .dot file"
         )
     _, model, data = _model_and_data(path, overrides)
+    if neuron is not None:
+        from runner.graph_picture import neuron_png, parse_neuron  # matplotlib: only when asked
+
+        layer, index = parse_neuron(neuron, model)
+        output.write_bytes(neuron_png(model, data.X_train[0], layer, index, "training row 0"))
+        typer.echo(f"wrote {output} (neuron {layer}.{index})")
+        return
     for name, p in model.named_parameters():
         p.label = name
     out = model([Value(x, label=f"x{i}") for i, x in enumerate(data.X_train[0])])

@@ -1,19 +1,24 @@
-"""runner.graph_picture: the one-neuron picture, read back."""
+"""runner.graph_picture and `mgrun graph --neuron`: the one-neuron picture, read back."""
 
 from __future__ import annotations
 
 import io
 import random
+from pathlib import Path
 
 import pytest
 from PIL import Image
+from typer.testing import CliRunner
 
 from engine.neuron import neuron_graph
 from engine.nn import MLP, Neuron
 from engine.value import Value
 from runner import graph_picture
+from runner.cli import app
 from runner.errors import ConfigError
 from runner.graph_picture import neuron_png, parse_neuron, value_graph_png
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def _neuron(nin: int, activation: str = "tanh") -> tuple[Neuron, list[float]]:
@@ -118,3 +123,32 @@ def test_parse_neuron_checks_against_the_model():
     for bad in ("3", "a.b", "0.1.2", ""):
         with pytest.raises(ConfigError, match="expected LAYER.INDEX"):
             parse_neuron(bad, model)
+
+
+def test_mgrun_graph_neuron_writes_a_png_without_graphviz(tmp_path, monkeypatch):
+    monkeypatch.setattr("runner.diagnose.graphviz_available", lambda: False)
+    out = tmp_path / "neuron.png"
+    result = CliRunner().invoke(
+        app, ["graph", str(CONFIGS / "moons.yaml"), "-o", str(out), "--neuron", "1.3"]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"wrote {out} (neuron 1.3)" in result.output
+    assert Image.open(out).size[0] >= 600
+
+
+@pytest.mark.parametrize(
+    ("neuron", "output", "message"),
+    [
+        ("5.0", "n.png", "--neuron 5.0: layer must be 0..2"),
+        ("0.16", "n.png", "--neuron 0.16: layer 0 has neurons 0..15"),
+        ("0.1", "n.svg", "--neuron draws a .png"),
+    ],
+)
+def test_mgrun_graph_neuron_refuses_with_one_line_and_exit_2(tmp_path, neuron, output, message):
+    out = tmp_path / output
+    result = CliRunner().invoke(
+        app, ["graph", str(CONFIGS / "moons.yaml"), "-o", str(out), "--neuron", neuron]
+    )
+    assert result.exit_code == 2
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+    assert not out.exists()
