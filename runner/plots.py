@@ -111,7 +111,7 @@ def _decision_boundary_figure(
     ax.set_title("decision boundary (areas: the predicted class; points: the true class)")
     handles = [_marker("s", _colour(c), _named(name)) for c, name in enumerate(class_names)]
     handles.append(_marker("o", "0.6", "training point"))
-    if X_test:
+    if len(X_test):  # a numpy array has no truth value
         handles.append(_marker("o", "none", "test point"))
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 5), frameon=False)
     return fig
