@@ -189,11 +189,19 @@ def graph(
     config: ConfigArg,
     output: Annotated[Path, typer.Option("-o", "--output", help="A .dot, .svg or .png file.")],
     set_: SetOpt = None,
+    neuron: Annotated[
+        str | None,
+        typer.Option(
+            metavar="LAYER.INDEX",
+            help="Draw only this neuron (0.3: layer 0, neuron 3): its inputs, weights, products, "
+            "sum, bias and activation with data and grad, as a .png (no Graphviz needed).",
+        ),
+    ] = None,
 ) -> None:
     """Write the expression graph of one training sample through the configured model."""
     from runner.commands.diagnose import graph_command
 
-    graph_command(config, set_ or [], output)
+    graph_command(config, set_ or [], output, neuron)
 
 
 @app.command()

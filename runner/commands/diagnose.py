@@ -45,21 +45,36 @@ def gradcheck_command(path: Path, overrides: Sequence[str], rows: int, tol: floa
     return 0 if ok else 1
 
 
-def graph_command(path: Path, overrides: Sequence[str], output: Path) -> None:
-    """Write the expression graph of the first training row through the model."""
+def graph_command(
+    path: Path, overrides: Sequence[str], output: Path, neuron: str | None = None
+) -> None:
+    """Write the expression graph of the first training row through the model; with `neuron`
+    ("LAYER.INDEX"), the picture of that one neuron instead (a .png, no Graphviz needed)."""
     if not output.parent.is_dir():
         raise ConfigError(
             f"-o {output}: the folder {output.parent} does not exist; create it or write elsewhere"
         )
     suffix = output.suffix.lower()
+    if neuron is not None and suffix != ".png":
+        raise ConfigError(f"{output}: --neuron draws a .png; name the output e.g. neuron.png")
     if suffix not in (".dot", ".svg", ".png"):
         raise ConfigError(f"{output}: unsupported graph format {suffix!r}; use .dot, .svg or .png")
-    if suffix != ".dot" and not graphviz_available():
+    if suffix != ".dot" and neuron is None and not graphviz_available():
         raise ConfigError(
             f"{output}: writing {suffix} needs Graphviz's `dot` program; install it "
             "(apt-get install graphviz / brew install graphviz) or write a .dot file"
         )
     _, model, data = _model_and_data(path, overrides)
+    if neuron is not None:
+        from runner.training.graph_picture import (  # matplotlib: only when asked
+            neuron_png,
+            parse_neuron,
+        )
+
+        layer, index = parse_neuron(neuron, model)
+        output.write_bytes(neuron_png(model, data.X_train[0], layer, index, "training row 0"))
+        typer.echo(f"wrote {output} (neuron {layer}.{index})")
+        return
     root = sample_graph(model, data.X_train[0], data.feature_names)
     source = draw_dot(root)
     if suffix == ".dot":

@@ -1,8 +1,9 @@
 """PNG plots of a sweep: its metric against each swept parameter, one file per parameter.
 
 Drawn on matplotlib's Agg canvas without pyplot, like `runner.training.plots`. Numbers go on a
-numeric axis (logarithmic when they span more than a factor of 20), anything else (lists, text)
-on a categorical one. Inputs are plain rows: (swept values, metric value) of the finished trials.
+numeric axis (logarithmic when they are positive and span more than a decade, ticked at the values
+tried when there are few), anything else (lists, text) on a categorical one. Inputs are plain
+rows: (swept values, metric value) of the finished trials.
 """
 
 from __future__ import annotations
@@ -30,18 +31,27 @@ def metric_vs_params(
 
 
 def _plot(key: str, xy: list[tuple[Any, float]], metric: str, path: Path) -> Path:
-    fig = Figure(figsize=(4.5, 3.4), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(_figure(key, xy, metric)).print_png(str(path))
+    return path
+
+
+def _figure(key: str, xy: list[tuple[Any, float]], metric: str) -> Figure:
+    fig = Figure(figsize=(7.5, 4.5), dpi=DPI, layout="constrained")
     ax = fig.subplots()
     xs = [x for x, _ in xy]
     ys = [y for _, y in xy]
     if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs):
-        ax.scatter(xs, ys, s=18)
-        if min(xs) > 0 and max(xs) / min(xs) > 20:
+        ax.scatter(xs, ys, s=24)
+        if min(xs) > 0 and max(xs) / min(xs) > 10:
             ax.set_xscale("log")
+        values = sorted(set(xs))
+        if len(values) <= 8:  # a grid: tick exactly the values tried
+            ax.minorticks_off()
+            ax.set_xticks(values, [f"{v:g}" for v in values])
     else:
         labels = list(dict.fromkeys(str(x) for x in xs))  # in the order the sweep has them
-        ax.scatter([labels.index(str(x)) for x in xs], ys, s=18)
+        ax.scatter([labels.index(str(x)) for x in xs], ys, s=24)
         ax.set_xticks(range(len(labels)), labels)
+        ax.set_xlim(-0.5, len(labels) - 0.5)
     ax.set(xlabel=key, ylabel=metric, title=f"{metric} by {key}")
-    FigureCanvasAgg(fig).print_png(str(path))
-    return path
+    return fig
