@@ -6,7 +6,11 @@ import importlib
 import sys
 
 # name -> module with main(argv) -> int
-BENCHMARKS = {"engine": "tests.bench.engine_speed", "sweep": "tests.bench.sweep_speed"}
+BENCHMARKS = {
+    "engine": "tests.bench.engine_speed",
+    "sweep": "tests.bench.sweep_speed",
+    "throughput": "tests.bench.throughput",
+}
 
 
 def main(argv: list[str]) -> int:

@@ -128,6 +128,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench sweep")
     parser.add_argument("--quick", action="store_true", help="4 short trials: a smoke run")
     args = parser.parse_args(argv)
+    import mlflow  # noqa: F401  before the level is set: importing mlflow resets its logger
+
     logging.getLogger("mlflow").setLevel(logging.ERROR)  # per-trial signature warnings
     from runner.execution.backends import make_backend
 
