@@ -4,7 +4,6 @@ that `mgrun --help` answers at once."""
 
 from __future__ import annotations
 
-import signal
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -13,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from runner import interrupts
 from runner.config import describe_keys
 from runner.errors import MgrunError
 
@@ -46,18 +46,15 @@ ExperimentOpt = Annotated[
 ]
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def user_errors(command: Callable[..., int | None]) -> Callable[..., None]:
-    """Turn user errors into one line on stderr and an exit code; Ctrl-C into exit 130."""
+    """Turn user errors into one line on stderr and an exit code; Ctrl-C, `kill` or a closed
+    terminal into exit 130."""
 
     @wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> None:
-        signal.signal(signal.SIGTERM, _raise_interrupt)  # a `kill` ends runs KILLED, as Ctrl-C
         try:
-            code = command(*args, **kwargs)
+            with interrupts.installed():  # SIGINT, SIGTERM, SIGHUP: runs end KILLED, exit 130
+                code = command(*args, **kwargs)
         except MgrunError as exc:
             typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
             raise typer.Exit(exc.exit_code) from None

@@ -22,6 +22,7 @@ from typing import Any
 import typer
 import yaml
 
+from runner import interrupts
 from runner.config import flatten
 from runner.datasets import Dataset, make_dataset
 from runner.errors import ConfigError
@@ -137,11 +138,13 @@ def run_sweep(
             with closing(results):  # on Ctrl-C, closing stops the workers
                 for result in results:
                     trial = by_index[result.index]
-                    row = _log_child(tracker, parent, sweep, trial, result, datasets)
+                    with interrupts.protected():  # a signal waits until the trial run is ended
+                        row = _log_child(tracker, parent, sweep, trial, result, datasets)
                     rows[result.index] = row
                     bar.advance(row.status)
                     if row.status != "FINISHED":
                         bar.note(f"trial {result.index} FAILED: {row.reason}")
+                    interrupts.check()  # a signal held back or swallowed while logging
         ordered = [rows[t.spec.index] for t in sweep.trials]
         best = best_row(ordered, sweep.config.maximize)
         _log_summary(tracker, parent, sweep, ordered, best)

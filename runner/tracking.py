@@ -39,6 +39,7 @@ from mlflow.utils import validation as limits
 import engine
 from runner.config import flatten
 from runner.errors import BackendError
+from runner.interrupts import protected
 
 STATUSES = ("FINISHED", "FAILED", "KILLED")
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
@@ -114,8 +115,10 @@ def run_guard(tracker: Tracker, run_id: str) -> Iterator[RunGuard]:
 
 
 class Tracker:
-    """One experiment in one tracking store; creates both (in this process) when missing."""
+    """One experiment in one tracking store; creates both (in this process) when missing. Store
+    calls are `protected`: a signal waits until the store is left consistent."""
 
+    @protected()
     def __init__(self, uri: str, experiment_name: str):
         self.uri, self.experiment_name = uri, experiment_name
         if urlparse(uri).scheme in ("http", "https"):
@@ -147,6 +150,7 @@ class Tracker:
             store = SqlAlchemyStore(self.uri, artifact_root(self.uri))
             return _get_or_create(store, self.experiment_name)
 
+    @protected()
     def start_run(
         self, name: str, tags: Mapping[str, str] | None = None, parent_run_id: str | None = None
     ) -> str:
@@ -175,6 +179,7 @@ class Tracker:
         """(key, value, step) points, up to 1000 per call, all stamped with one timestamp."""
         self._batch(run_id, metrics=_metrics(metrics))
 
+    @protected()
     def _batch(
         self,
         run_id: str,
@@ -191,12 +196,14 @@ class Tracker:
             ms, m = m[: total - len(ps) - len(ts)], m[total - len(ps) - len(ts) :]
             self.client.log_batch(run_id, metrics=ms, params=ps, tags=ts)
 
+    @protected()
     def log_files(self, run_id: str, files: Mapping[str, str | bytes]) -> None:
         """Write {relative path: content} into the run's artifacts with one upload."""
         with tempfile.TemporaryDirectory() as tmp:
             _write(tmp, files)
             self.client.log_artifacts(run_id, tmp)
 
+    @protected()
     def log_trial(
         self,
         run_id: str,
@@ -270,6 +277,7 @@ class Tracker:
         self.client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
         return logged.model_id
 
+    @protected()
     def end_run(
         self, run_id: str, status: str, reason: str | None = None, traceback: str | None = None
     ) -> None:
@@ -282,6 +290,7 @@ class Tracker:
             self.client.log_text(run_id, text, "error.txt")
         self.client.set_terminated(run_id, status)
 
+    @protected()
     def run_metrics(self, run_id: str) -> dict[str, float]:
         """The run's latest value of every metric."""
         return dict(self.client.get_run(run_id).data.metrics)
@@ -301,6 +310,7 @@ class Tracker:
             if not token:
                 return
 
+    @protected()
     def finished_runs_by_hash(self) -> dict[str, str]:
         """{mgrun.config_hash: id of the newest FINISHED run with it} in this experiment."""
         found: dict[str, str] = {}
@@ -310,6 +320,7 @@ class Tracker:
                 found.setdefault(key, run.info.run_id)
         return found
 
+    @protected()
     def close_stale_running(self) -> list[str]:
         """End as KILLED the RUNNING runs whose owning process on this host has exited (a crash
         or SIGKILL); runs owned elsewhere or by a live process are left alone. Returns their ids."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from runner import interrupts
 from runner.config import check_loss_fits, flatten, load_run_config
 from runner.datasets import make_dataset
 from runner.progress import step_progress
@@ -60,6 +61,7 @@ def train_command(
             def on_step(step: int, points: list[Metric]) -> None:
                 stream.add(points)
                 bar.update(step, {key: value for key, value, _ in points})
+                interrupts.check()  # between steps: a signal held back by a write lands here
 
             try:
                 result = run_trial(spec, on_step=on_step)
