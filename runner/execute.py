@@ -29,6 +29,7 @@ from pathlib import Path
 from joblib import Parallel, delayed, effective_n_jobs
 
 from runner.errors import BackendError
+from runner.lifeline import watch_parent
 from runner.trial import TrialResult, TrialSpec, run_trial
 
 OnRetry = Callable[[TrialSpec, str], None]  # (trial, what happened) before it runs again
@@ -103,8 +104,10 @@ class WorkedTrial(TrialResult):
     files: dict[str, bytes] | None = None
 
 
-def _work(spec: TrialSpec, marks: str | None) -> WorkedTrial:
-    """The worker's job: mark the trial as started, train it, draw its files, unmark it."""
+def _work(spec: TrialSpec, marks: str | None, parent: int | None = None) -> WorkedTrial:
+    """The worker's job: mark the trial as started, train it, draw its files, unmark it. A worker
+    process of `parent` exits when `parent` dies (`runner.lifeline`)."""
+    watch_parent(parent)
     mark = Path(marks, str(spec.index)) if marks else None
     if mark:
         mark.write_text(str(os.getpid()))
@@ -163,8 +166,9 @@ def _round(batch: list[TrialSpec], backend: Backend) -> Round:
         # Stopping early (Ctrl-C) cancels queued trials on purpose; joblib would warn about it.
         warnings.filterwarnings("ignore", "[0-9]+ tasks which were still being processed")
         where = marks if backend.marks else None
+        parent = os.getpid() if backend.marks else None  # local workers die with this process
         try:
-            for result in backend.parallel()(delayed(_work)(s, where) for s in batch):
+            for result in backend.parallel()(delayed(_work)(s, where, parent) for s in batch):
                 done.add(result.index)
                 yield result
         except Exception as exc:
