@@ -189,8 +189,10 @@ def ui(
     tracking_uri: TrackingUriOpt = None,
     host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes it.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to serve on.")] = 5000,
-) -> int:
-    """Open the MLflow UI on the store `mgrun train` writes to (one worker, no job runner).
+    verbose: Annotated[bool, typer.Option(help="Log every request the server answers.")] = False,
+) -> None:
+    """Open the MLflow UI on the store `mgrun train` writes to (one worker, no job runner);
+    Ctrl-C or `kill` stops it, server processes included (exit 130).
 
     For a team, run one shared tracking server on a machine everyone reaches, and point every
     mgrun at it (the server proxies artifacts, so clients need no access to its disk):
@@ -205,13 +207,9 @@ def ui(
     (or export MLFLOW_TRACKING_URI). Without --allowed-hosts the server only answers requests
     addressed to localhost or a private IP.
     """
-    import subprocess
+    from runner.ui_server import serve
 
-    from runner.tracking import resolve_tracking_uri, ui_command
-
-    argv = ui_command(resolve_tracking_uri(tracking_uri, None), host, port)
-    typer.echo(f"MLflow UI on http://{host}:{port} (Ctrl-C stops it)")
-    return subprocess.call(argv)
+    serve(tracking_uri, host, port, verbose)
 
 
 def main() -> None:
