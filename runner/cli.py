@@ -4,7 +4,6 @@ that `mgrun --help` answers at once."""
 
 from __future__ import annotations
 
-import signal
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -13,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from runner import interrupts
 from runner.config import describe_keys
 from runner.errors import MgrunError
 
@@ -46,18 +46,15 @@ ExperimentOpt = Annotated[
 ]
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def user_errors(command: Callable[..., int | None]) -> Callable[..., None]:
-    """Turn user errors into one line on stderr and an exit code; Ctrl-C into exit 130."""
+    """Turn user errors into one line on stderr and an exit code; Ctrl-C, `kill` or a closed
+    terminal into exit 130."""
 
     @wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> None:
-        signal.signal(signal.SIGTERM, _raise_interrupt)  # a `kill` ends runs KILLED, as Ctrl-C
         try:
-            code = command(*args, **kwargs)
+            with interrupts.installed():  # SIGINT, SIGTERM, SIGHUP: runs end KILLED, exit 130
+                code = command(*args, **kwargs)
         except MgrunError as exc:
             typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
             raise typer.Exit(exc.exit_code) from None
@@ -210,8 +207,10 @@ def ui(
     tracking_uri: TrackingUriOpt = None,
     host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes it.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to serve on.")] = 5000,
-) -> int:
-    """Open the MLflow UI on the store `mgrun train` writes to (one worker, no job runner).
+    verbose: Annotated[bool, typer.Option(help="Log every request the server answers.")] = False,
+) -> None:
+    """Open the MLflow UI on the store `mgrun train` writes to (one worker, no job runner);
+    Ctrl-C or `kill` stops it, server processes included (exit 130).
 
     For a team, run one shared tracking server on a machine everyone reaches, and point every
     mgrun at it (the server proxies artifacts, so clients need no access to its disk):
@@ -226,13 +225,9 @@ def ui(
     (or export MLFLOW_TRACKING_URI). Without --allowed-hosts the server only answers requests
     addressed to localhost or a private IP.
     """
-    import subprocess
+    from runner.commands.ui import serve
 
-    from runner.tracking import resolve_tracking_uri, ui_command
-
-    argv = ui_command(resolve_tracking_uri(tracking_uri, None), host, port)
-    typer.echo(f"MLflow UI on http://{host}:{port} (Ctrl-C stops it)")
-    return subprocess.call(argv)
+    serve(tracking_uri, host, port, verbose)
 
 
 def main() -> None:

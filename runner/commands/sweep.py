@@ -20,6 +20,7 @@ from typing import Any
 
 import typer
 
+from runner import interrupts
 from runner.commands.keep_top import Candidates, give_full_records, run_name
 from runner.commands.progress import SweepBar, sweep_progress
 from runner.commands.report import (
@@ -177,12 +178,14 @@ def run_sweep(
             with closing(results):  # on Ctrl-C, closing stops the workers
                 for record in results:
                     trial = by_index[record.index]
-                    row = _log_child(tracker, parent, sweep, trial, record, datasets)
+                    with interrupts.protected():  # a signal waits until the trial run is ended
+                        row = _log_child(tracker, parent, sweep, trial, record, datasets)
                     rows[record.index] = row
                     kept.offer(row, record)
                     bar.advance(row.status)
                     if row.status != "FINISHED":
                         bar.note(f"trial {record.index} FAILED: {row.reason}")
+                    interrupts.check()  # a signal held back or swallowed while logging
         ordered = [rows[t.spec.index] for t in sweep.trials]
         give_full_records(tracker, sweep, ordered, kept, datasets, keep_top)
         best = best_row(ordered, sweep.config.maximize)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from runner import interrupts
 from runner.commands.progress import step_progress
 from runner.commands.store import open_tracker
 from runner.config import TrialSpec, check_loss_fits, flatten, load_run_config
@@ -77,6 +78,7 @@ def train_command(
             def on_step(step: int, points: list[Metric]) -> None:
                 stream.add(points)
                 bar.update(step, {key: value for key, value, _ in points})
+                interrupts.check()  # between steps: a signal held back by a write lands here
 
             try:
                 result = run_trial(spec, on_step=on_step, data=data)

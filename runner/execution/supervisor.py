@@ -10,6 +10,7 @@ comes back FAILED.
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 import warnings
@@ -67,8 +68,9 @@ def _round(batch: list[TrialSpec], backend: Backend, full: bool) -> Round:
         # Stopping early (Ctrl-C) cancels queued trials on purpose; joblib would warn about it.
         warnings.filterwarnings("ignore", "[0-9]+ tasks which were still being processed")
         where = marks if backend.marks else None
+        parent = os.getpid() if backend.marks else None  # local workers die with this process
         try:
-            for record in backend.parallel()(delayed(work)(s, where, full) for s in batch):
+            for record in backend.parallel()(delayed(work)(s, where, full, parent) for s in batch):
                 done.add(record.index)
                 yield record
         except Exception as exc:

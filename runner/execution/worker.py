@@ -7,15 +7,20 @@ from pathlib import Path
 
 from runner.config.spec import TrialSpec
 from runner.datasets import Dataset, make_dataset
+from runner.execution.lifeline import watch_parent
 from runner.record import TrialRecord, TrialResult
 from runner.training.files import make_record
 from runner.training.trial import run_trial
 
 
-def work(spec: TrialSpec, marks: str | None, full: bool = False) -> TrialRecord:
+def work(
+    spec: TrialSpec, marks: str | None, full: bool = False, parent: int | None = None
+) -> TrialRecord:
     """Mark the trial as started, train it, build its record (lean, or `full` with the
     pictures), unmark it. The dataset is built once for both; when drawing fails the record
-    comes back without files, for the parent to try."""
+    comes back without files, for the parent to try. A worker process of `parent` exits when
+    `parent` dies (`runner.execution.lifeline`)."""
+    watch_parent(parent)
     mark = Path(marks, str(spec.index)) if marks else None
     if mark:
         mark.write_text(str(os.getpid()))

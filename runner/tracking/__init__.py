@@ -15,7 +15,7 @@ from runner.tracking.store import (  # noqa: E402
     server_command,
     ui_command,
 )
-from runner.tracking.tracker import STATUSES  # noqa: E402, RunGuard, Tracker, run_guard
+from runner.tracking.tracker import STATUSES, RunGuard, Tracker, run_guard  # noqa: E402
 
 __all__ = [
     "STATUSES",

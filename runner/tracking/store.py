@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlparse
 import mlflow
 
 from runner.errors import BackendError
+from runner.interrupts import protected
 
 
 def resolve_tracking_uri(cli_uri: str | None, config_uri: str | None) -> str:
@@ -166,9 +167,10 @@ def ui_command(uri: str, host: str = "127.0.0.1", port: int = 5000) -> list[str]
 
 
 class Retrying:
-    """An MlflowClient whose calls are tried again, with a growing pause, for up to `patience`
-    seconds while sqlite answers "database is locked" (another process holds the write lock
-    longer than sqlite's own busy timeout, or two transactions would deadlock)."""
+    """An MlflowClient whose calls are `protected` from interrupts and tried again, with a
+    growing pause, for up to `patience` seconds while sqlite answers "database is locked"
+    (another process holds the write lock longer than sqlite's own busy timeout, or two
+    transactions would deadlock)."""
 
     def __init__(self, client: Any, patience: float = 60.0):
         self._client, self._patience = client, patience
@@ -182,7 +184,8 @@ class Retrying:
             deadline, pause = time.monotonic() + self._patience, 0.05
             while True:
                 try:
-                    return attr(*args, **kwargs)
+                    with protected():  # Ctrl-C waits: a write cut short keeps sqlite locked
+                        return attr(*args, **kwargs)
                 except Exception as exc:
                     if "database is locked" not in str(exc) or time.monotonic() > deadline:
                         raise

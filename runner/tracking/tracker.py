@@ -22,6 +22,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils import validation as limits
 
 from runner.errors import BackendError
+from runner.interrupts import protected
 from runner.record import TrialRecord
 from runner.tracking import entities as ent
 from runner.tracking.model import log_model
@@ -86,6 +87,7 @@ class Tracker(StoredRuns):
             )
         self.experiment_id: str = exp.experiment_id
 
+    @protected()
     def _get_or_create_experiment(self) -> Any:
         db = prepare_sqlite(self.uri)
         if db is None:

@@ -16,23 +16,20 @@ PACKAGES = ("engine", "runner")
 
 # stage -> the stages it may import (itself included). The flow: config -> trial specs ->
 # execution -> training -> record -> tracking; commands drive them and the CLI calls commands.
-BELOW_TRAINING = {"engine", "runner.errors", "runner.config", "runner.datasets", "runner.record"}
+# errors and interrupts stand beside the flow: anything in runner/ may raise or defer.
+LOW = {"runner.errors", "runner.interrupts"}
+BELOW_TRAINING = LOW | {"engine", "runner.config", "runner.datasets", "runner.record"}
 ALLOWED: dict[str, set[str]] = {
     "engine": {"engine"},
     "runner.errors": {"runner.errors"},
-    "runner.config": {"engine", "runner.errors", "runner.config"},
-    "runner.datasets": {"runner.errors", "runner.config", "runner.datasets"},
-    "runner.record": {"runner.config", "runner.record"},
+    "runner.interrupts": {"runner.interrupts"},
+    "runner.config": LOW | {"engine", "runner.config"},
+    "runner.datasets": LOW | {"runner.config", "runner.datasets"},
+    "runner.record": LOW | {"runner.config", "runner.record"},
     "runner.training": BELOW_TRAINING | {"runner.training"},
     "runner.execution": BELOW_TRAINING | {"runner.training", "runner.execution"},
     # tracking writes what it is handed: nothing from the training side
-    "runner.tracking": {
-        "engine",
-        "runner.errors",
-        "runner.config",
-        "runner.record",
-        "runner.tracking",
-    },
+    "runner.tracking": LOW | {"engine", "runner.config", "runner.record", "runner.tracking"},
     "runner.commands": set(),  # filled below: everything but the CLI
     "runner.cli": set(),  # everything
     "runner": {"runner"},
