@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from runner.redact import mask_uri
 from runner.sweep import Sweep, SweepTrial
 
 SHOWN = 10  # rows of the ranking; results.csv on the parent run has them all
@@ -152,5 +153,6 @@ def print_report(sweep: Sweep, outcome: SweepOutcome, explicit_uri: bool) -> Non
         )
     else:
         typer.echo(f"best: none (no finished trial has {metric})")
-    typer.echo(f"sweep run {outcome.parent_run_id} in {outcome.uri}")
-    typer.echo("browse it: mgrun ui" + (f" --tracking-uri {outcome.uri}" if explicit_uri else ""))
+    uri = mask_uri(outcome.uri)
+    typer.echo(f"sweep run {outcome.parent_run_id} in {uri}")
+    typer.echo("browse it: mgrun ui" + (f" --tracking-uri {uri}" if explicit_uri else ""))

@@ -39,6 +39,7 @@ from mlflow.utils import validation as limits
 import engine
 from runner.config import flatten
 from runner.errors import BackendError
+from runner.redact import mask_uri
 
 STATUSES = ("FINISHED", "FAILED", "KILLED")
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
@@ -126,11 +127,13 @@ class Tracker:
             self.client = MlflowClient(uri)
         except Exception as exc:  # whatever the store raised, it cannot be used
             text = exc.message if isinstance(exc, MlflowException) else str(exc)
-            raise BackendError(f"{uri}: cannot use the tracking store: {text.strip()}") from exc
+            text = text.replace(uri, mask_uri(uri)).strip()
+            raise BackendError(f"{mask_uri(uri)}: cannot use the tracking store: {text}") from exc
         if exp.lifecycle_stage != "active":
             raise BackendError(
-                f"{uri}: experiment {experiment_name!r} is deleted; restore it (mlflow experiments "
-                f"restore --experiment-id {exp.experiment_id}) or choose another with --experiment"
+                f"{mask_uri(uri)}: experiment {experiment_name!r} is deleted; restore it (mlflow "
+                f"experiments restore --experiment-id {exp.experiment_id}) or choose another with "
+                "--experiment"
             )
         self.experiment_id: str = exp.experiment_id
 
@@ -405,8 +408,8 @@ def _check_server(uri: str, timeout: float = 5.0) -> None:
             resp.read()
     except OSError as exc:
         raise BackendError(
-            f"{uri}: no MLflow tracking server answers ({exc}); start one with `mlflow server` "
-            "(see `mgrun ui --help`) or fix --tracking-uri / MLFLOW_TRACKING_URI"
+            f"{mask_uri(uri)}: no MLflow tracking server answers ({exc}); start one with "
+            "`mlflow server` (see `mgrun ui --help`) or fix --tracking-uri / MLFLOW_TRACKING_URI"
         ) from exc
 
 
@@ -433,7 +436,7 @@ def ui_command(uri: str, host: str = "127.0.0.1", port: int = 5000) -> list[str]
     root = artifact_root(uri)
     if root is None:
         raise BackendError(
-            f"{uri}: this is already a tracking server; open it in a browser. `mgrun ui` serves "
-            "local stores (sqlite:///..., file:...)"
+            f"{mask_uri(uri)}: this is already a tracking server; open it in a browser. `mgrun ui` "
+            "serves local stores (sqlite:///..., file:...)"
         )
     return server_command(uri, root, host, port, default_artifact_root=root)

@@ -11,6 +11,7 @@ import typer
 from runner.config import check_loss_fits, flatten, load_run_config
 from runner.datasets import make_dataset
 from runner.progress import step_progress
+from runner.redact import mask_uri
 from runner.trial import Metric, TrialSpec, run_trial
 
 
@@ -84,6 +85,7 @@ def _summary(result, run_id: str, uri: str, explicit_uri: bool) -> None:
         typer.echo(f"finished in {result.seconds:.2f} s: {line}")
     else:
         typer.secho(f"FAILED: {result.reason}", err=True, fg=typer.colors.RED)
+    uri = mask_uri(uri)
     typer.echo(f"run {run_id} in {uri}")
     ui = "mgrun ui" + (f" --tracking-uri {uri}" if explicit_uri else "")
     typer.echo(f"browse it: {ui}")
