@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,7 +14,9 @@ import pytest
 
 from runner.config import load_run_config
 from runner.errors import ConfigError
+from runner.limits import MAX_YAML_BYTES, FileProblem, read_file
 from runner.redact import clip, mask_uri, quote
+from runner.schema import parse_override, read_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 MGRUN = [sys.executable, "-m", "runner.cli"]
@@ -24,6 +27,17 @@ dataset: {kind: moons, n_samples: 40, noise: 0.1, test_fraction: 0.25}
 model: {hidden: [4]}
 training: {steps: 5, lr: 0.1}
 """
+BOMB = """\
+a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+"""  # a "billion laughs": 9**9 values once expanded
 
 
 @pytest.fixture(autouse=True)
@@ -59,6 +73,115 @@ def config_error(path: Path, overrides: tuple[str, ...] = ()) -> str:
 def write(tmp_path: Path, name: str, text: str) -> Path:
     (tmp_path / name).write_text(text)
     return Path(name)
+
+
+# YAML: bombs, size, nesting, keys, numbers
+
+
+@pytest.mark.timeout(60)
+def test_an_alias_bomb_is_refused_at_once_by_the_cli(tmp_path):
+    write(tmp_path, "bomb.yaml", BOMB)
+    start = time.monotonic()
+    line = one_error(tmp_path, "train", "bomb.yaml", "--no-progress")
+    assert time.monotonic() - start < 30
+    assert line.startswith("error: bomb.yaml: f: more than 100,000 values with its aliases")
+    assert "(line 6)" in line
+
+
+@pytest.mark.timeout(60)
+def test_deep_nesting_is_refused_by_the_cli_without_a_recursion_error(tmp_path):
+    write(tmp_path, "deep.yaml", "name: " + "[" * 10_000 + "]" * 10_000 + "\n")
+    line = one_error(tmp_path, "train", "deep.yaml", "--no-progress")
+    assert line.startswith("error: deep.yaml: name[0][0]")
+    assert "nested more than 32 levels deep (line 1); flatten it" in line
+    assert len(line) < 200
+
+
+def test_deep_mappings_and_deep_set_values_are_refused(tmp_path):
+    path = write(tmp_path, "c.yaml", "model: " + "{a: " * 5000 + "1" + "}" * 5000 + "\n")
+    assert "c.yaml: model.a.a.a" in config_error(path)
+    deep = "[" * 5000 + "]" * 5000
+    msg = config_error(write(tmp_path, "ok.yaml", BASE), (f"model.hidden={deep}",))
+    assert msg.startswith("ok.yaml: --set model.hidden[0][0]")
+    assert "nested more than 32 levels deep" in msg
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a: &a [*a]\n", "a[0]: alias *a is inside its own anchor (line 1)"),
+        ("seed: " + "1" * 5000 + "\n", "seed: a number or date of 5,000 characters (line 1)"),
+        ("seed: 2020-13-45\n", "seed: cannot read 2020-13-45 (month must be in 1..12)"),
+        ("seed: !!int abc\n", "seed: cannot read abc"),
+        ("[a, b]: 1\n", "c.yaml: a key must be text, got a list (line 1)"),
+        ("training: {{a: 1}: 2}\n", "training: a key must be text, got a mapping (line 1)"),
+        ("x: &k [1]\n? *k\n: 1\n", "c.yaml: a key must be text (line 2)"),
+    ],
+)
+def test_yaml_that_would_crash_or_hang_the_loader_gets_a_message(tmp_path, text, expected):
+    msg = config_error(write(tmp_path, "c.yaml", text))
+    assert expected in msg
+
+
+def test_a_list_as_a_key_is_not_blamed_on_tags(tmp_path):
+    msg = config_error(write(tmp_path, "c.yaml", "[a, b]: 1\n"))
+    assert "tag" not in msg and "write `name: value` with a plain name" in msg
+
+
+def test_set_values_get_the_same_guards():
+    bomb = "[" + ", ".join(["&a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"] + ["*a"] * 20_000) + "]"
+    with pytest.raises(ConfigError, match=r"^c.yaml: --set model.hidden: more than 100,000"):
+        parse_override(f"model.hidden={bomb}", "c.yaml")
+    with pytest.raises(ConfigError, match=r"--set seed: a number or date of 200 characters"):
+        parse_override("seed=" + "9" * 200)
+    with pytest.raises(ConfigError, match=r"--set seed: 1,000,001 characters, over the limit"):
+        parse_override("seed=" + "9" * (MAX_YAML_BYTES + 1))
+    with pytest.raises(ConfigError, match=r"^--set name: malformed value '\\udcff'"):
+        parse_override("name=\udcff")  # an undecodable byte on the command line
+
+
+def test_a_big_file_is_refused_from_its_size_without_reading_it(tmp_path):
+    path = Path("big.yaml")
+    with open(path, "wb") as f:
+        f.truncate(10**10)  # sparse: reading it would take minutes
+    start = time.monotonic()
+    with pytest.raises(ConfigError) as info:
+        read_yaml(path)
+    assert time.monotonic() - start < 5
+    assert str(info.value) == (
+        f"{path}: 10,000,000,000 bytes, over the limit of 1,000,000; "
+        "a config is a few KB; check the path"
+    )
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
+def test_a_file_that_claims_size_0_is_read_no_further_than_the_limit():
+    assert os.stat("/proc/self/status").st_size == 0
+    with pytest.raises(FileProblem, match=r"^larger than the limit of 10 bytes; shorten it$"):
+        read_file("/proc/self/status", 10, "shorten it")
+    with pytest.raises(FileProblem, match=r"^a socket or device, not a regular file"):
+        read_file("/dev/zero", 10, "")
+
+
+def test_many_values_without_aliases_are_counted_too(tmp_path):
+    text = "name: [" + "1, " * 100_001 + "1]\n"
+    assert len(text) < MAX_YAML_BYTES
+    msg = config_error(write(tmp_path, "c.yaml", text))
+    assert msg.startswith("c.yaml: name: more than 100,000 values")
+
+
+def test_a_file_that_is_not_text_is_named_in_one_line(tmp_path):
+    path = Path("c.yaml")
+    path.write_bytes(b"name: a\x00b\n")
+    assert config_error(path) == f"{path}: not YAML text (character #x0000 at position 7); " + (
+        "check the path"
+    )
+
+
+def test_a_config_that_is_some_other_file_is_quoted_only_in_part(tmp_path):
+    secret = "root:x:0:0:" + "S3CRET" * 20
+    msg = config_error(write(tmp_path, "c.yaml", secret + "\n"))
+    assert "S3CRET" * 6 not in msg and "..." in msg
 
 
 # Credentials
