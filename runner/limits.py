@@ -24,6 +24,15 @@ MAX_YAML_BYTES = 1_000_000  # a config or sweep file, or a --set value (hand-wri
 MAX_YAML_DEPTH = 32  # lists and mappings inside each other (a config needs 3)
 MAX_YAML_VALUES = 100_000  # values in one YAML document, every alias counted in full
 MAX_NUMBER_CHARS = 100  # characters of one YAML number (long ones take quadratic time to read)
+MAX_SAMPLES = 1_000_000  # dataset.n_samples, the data rows of a CSV file, training.batch_size
+MAX_UNITS = 4096  # units of one hidden layer
+MAX_LAYERS = 16  # hidden layers
+MAX_WEIGHTS = 1_000_000  # weights and biases of one model; each is a ~115-byte engine Value
+MAX_CLASSES = 1000  # dataset.n_classes
+MAX_STEPS = 1_000_000  # training.steps; a run keeps every step's metrics in memory
+MAX_NOISE = 10.0  # dataset.noise; the generated points lie within about 2 of the origin
+MAX_NAME = 500  # characters of a run or experiment name (MLflow's limit)
+GENERATED_FEATURES = 2  # every generated dataset has two features (runner/datasets.py)
 
 _FAST = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser, when installed
 _PLAIN_KEY = "write `name: value` with a plain name"
@@ -189,3 +198,29 @@ def _scalar_problem(event: yaml.ScalarEvent, loader: yaml.SafeLoader) -> tuple[s
     except ValueError as e:
         return f"cannot read {clip(event.value)} ({clip(str(e), 80)})", "fix it or quote it"
     return None
+
+
+def too_many_weights(n_in: int, hidden: tuple[int, ...], n_out: int) -> str | None:
+    """The problem with an MLP of these layer sizes, if it has more than MAX_WEIGHTS weights."""
+    sizes = [n_in, *hidden, n_out]
+    n = sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))
+    if n <= MAX_WEIGHTS:
+        return None
+    shape = f"{n_in} inputs -> {list(hidden)} -> {n_out} outputs"
+    return (
+        f"{shape} is {n:,} weights, over the limit of {MAX_WEIGHTS:,}; use fewer or smaller layers"
+    )
+
+
+def name_problem(name: str) -> str | None:
+    """The problem with a run or experiment name MLflow would refuse for its length."""
+    if len(name) <= MAX_NAME:
+        return None
+    return f"{len(name):,} characters, over MLflow's limit of {MAX_NAME}; use a shorter name"
+
+
+def check_name_option(option: str, value: str | None) -> None:
+    """Refuse a command-line name (e.g. --experiment) that MLflow would refuse, before any store
+    is opened."""
+    if value is not None and (problem := name_problem(value)):
+        raise ConfigError(f"{option}: {problem}")

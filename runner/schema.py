@@ -67,6 +67,19 @@ def at_least(lo: float, fix: str) -> Check:
     return lambda v: None if v >= lo else f"must be >= {lo}, got {v!r}; {fix}"
 
 
+def at_most(hi: float, fix: str) -> Check:
+    return lambda v: None if v <= hi else f"must be <= {hi}, got {v!r}; {fix}"
+
+
+def at_most_items(n: int, fix: str) -> Check:
+    return lambda v: None if len(v) <= n else f"must have at most {n} items, got {len(v)}; {fix}"
+
+
+def both(first: Check, second: Check) -> Check:
+    """`first`'s problem, else `second`'s."""
+    return lambda v: first(v) or second(v)
+
+
 def in_range(lo: float, hi: float, fix: str) -> Check:
     """lo <= v < hi."""
     return lambda v: None if lo <= v < hi else f"must be in [{lo}, {hi}), got {v!r}; {fix}"

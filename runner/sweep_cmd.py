@@ -26,6 +26,7 @@ from runner.config import flatten
 from runner.datasets import Dataset, make_dataset
 from runner.errors import ConfigError
 from runner.execute import Backend, make_backend, run_trials
+from runner.limits import check_name_option
 from runner.progress import SweepBar, sweep_progress
 from runner.schema import did_you_mean
 from runner.sweep import BACKENDS, Sweep, SweepTrial, load_sweep
@@ -57,6 +58,7 @@ def sweep_command(
     address: str | None = None,
 ) -> int:
     """Returns the exit code: 0 every trial finished, 1 some failed."""
+    check_name_option("--experiment", experiment)
     sweep = load_sweep(path, overrides)
     execution = resolve_execution(sweep, backend, n_jobs, retries, address)
     runner = make_backend(execution.backend, execution.n_jobs, execution.address, execution.retries)

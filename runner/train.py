@@ -10,6 +10,7 @@ import typer
 
 from runner.config import check_loss_fits, flatten, load_run_config
 from runner.datasets import make_dataset
+from runner.limits import check_name_option
 from runner.progress import step_progress
 from runner.redact import mask_uri
 from runner.trial import Metric, TrialSpec, run_trial
@@ -43,6 +44,7 @@ def train_command(
     show_progress: bool,
 ) -> int:
     """Returns the exit code: 0 trained, 1 failed or diverged."""
+    check_name_option("--experiment", experiment)
     cfg = load_run_config(path, overrides)
     data = make_dataset(cfg.dataset, cfg.seed, cfg.base_dir)
     check_loss_fits(cfg, data)

@@ -184,6 +184,73 @@ def test_a_config_that_is_some_other_file_is_quoted_only_in_part(tmp_path):
     assert "S3CRET" * 6 not in msg and "..." in msg
 
 
+# Sizes of datasets and models
+
+
+@pytest.mark.timeout(60)
+def test_a_billion_samples_is_refused_by_the_cli_before_any_memory_is_used(tmp_path):
+    write(tmp_path, "c.yaml", "dataset: {n_samples: 1000000000}\n")
+    line = one_error(tmp_path, "train", "c.yaml", "--no-progress")
+    assert line == (
+        "error: c.yaml: dataset.n_samples: must be <= 1000000, got 1000000000; use e.g. 1000"
+    )
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("dataset.n_samples=1000001", "dataset.n_samples: must be <= 1000000"),
+        ("model.hidden=[4097]", "model.hidden: must be <= 4096, got 4097"),
+        (f"model.hidden={[1] * 17}", "model.hidden: must have at most 16 items, got 17"),
+        ("model.hidden=[1000, 1000]", "1,005,001 weights, over the limit of 1,000,000"),
+        ("dataset.n_classes=1001", "dataset.n_classes: must be <= 1000"),
+        ("training.steps=1000001", "training.steps: must be <= 1000000"),
+        ("training.batch_size=1000001", "training.batch_size: must be <= 1000000"),
+        ("dataset.noise=1e300", "dataset.noise: must be <= 10.0, got 1e+300; use e.g. 0.1"),
+    ],
+)
+def test_sizes_have_documented_upper_limits(tmp_path, override, expected):
+    msg = config_error(write(tmp_path, "c.yaml", BASE), (override,))
+    assert msg.startswith("c.yaml: --set ") and expected in msg
+
+
+def test_the_weight_limit_counts_the_csv_features(tmp_path):
+    header = ",".join(f"x{i}" for i in range(300)) + ",y\n"
+    rows = "".join(",".join(["1"] * 300) + f",{c}\n" for c in "abab")
+    write(tmp_path, "d.csv", header + rows)
+    cfg = "dataset: {kind: csv, path: d.csv, label: y}\nmodel: {hidden: [4096]}\n"
+    write(tmp_path, "c.yaml", cfg)
+    line = one_error(tmp_path, "train", "c.yaml", "--no-progress")
+    assert "c.yaml: model.hidden: 300 inputs -> [4096] -> 1 outputs is 1,236,993 weights" in line
+
+
+# Names
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("where", ["name", "experiment", "--experiment"])
+def test_names_over_mlflows_limit_are_refused_before_any_store(tmp_path, where):
+    long = "n" * 501
+    config = BASE.replace("name: tiny", f"name: {long}") if where == "name" else BASE
+    if where == "experiment":
+        config += f"tracking: {{experiment: {long}}}\n"
+    write(tmp_path, "c.yaml", config)
+    extra = ["--experiment", long] if where == "--experiment" else []
+    line = one_error(tmp_path, "train", "c.yaml", "--no-progress", *extra)
+    field = {"name": "c.yaml: name", "experiment": "c.yaml: tracking.experiment"}
+    prefix = field.get(where, "--experiment")
+    assert (
+        line == f"error: {prefix}: 501 characters, over MLflow's limit of 500; use a shorter name"
+    )
+
+
+def test_a_sweep_refuses_a_long_experiment_before_reading_anything(tmp_path):
+    from runner.sweep_cmd import sweep_command
+
+    with pytest.raises(ConfigError, match=r"^--experiment: 501 characters"):
+        sweep_command(tmp_path / "missing.yaml", [], experiment="e" * 501)
+
+
 # Credentials
 
 
