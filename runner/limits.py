@@ -31,6 +31,8 @@ MAX_WEIGHTS = 1_000_000  # weights and biases of one model; each is a ~115-byte 
 MAX_CLASSES = 1000  # dataset.n_classes
 MAX_STEPS = 1_000_000  # training.steps; a run keeps every step's metrics in memory
 MAX_NOISE = 10.0  # dataset.noise; the generated points lie within about 2 of the origin
+MAX_TRIALS = 100_000  # trials of one sweep (points x seeds), counted before any is made
+MAX_JOBS = 1024  # worker processes one sweep starts
 MAX_NAME = 500  # characters of a run or experiment name (MLflow's limit)
 GENERATED_FEATURES = 2  # every generated dataset has two features (runner/datasets.py)
 
@@ -198,6 +200,15 @@ def _scalar_problem(event: yaml.ScalarEvent, loader: yaml.SafeLoader) -> tuple[s
     except ValueError as e:
         return f"cannot read {clip(event.value)} ({clip(str(e), 80)})", "fix it or quote it"
     return None
+
+
+def too_many_trials(points: int, seeds: int, fix: str) -> str | None:
+    """The problem with a sweep of `points` x `seeds` trials, counted before any is made."""
+    n = points * seeds
+    if n <= MAX_TRIALS:
+        return None
+    count = f"{points:,} points x {seeds:,} seed(s) = {n:,} trials"
+    return f"{count}, over the limit of {MAX_TRIALS:,}; {fix}"
 
 
 def too_many_weights(n_in: int, hidden: tuple[int, ...], n_out: int) -> str | None:

@@ -25,11 +25,14 @@ from runner.config import (
     load_run_config,
     run_config_from_dict,
 )
+from runner.limits import MAX_JOBS, MAX_TRIALS, too_many_trials
 from runner.schema import (
     Source,
     above,
     apply_overrides,
     at_least,
+    at_most,
+    both,
     build,
     did_you_mean,
     each,
@@ -64,7 +67,11 @@ def _n_jobs(v: int) -> str | None:
 @dataclass(frozen=True)
 class ExecutionConfig:
     backend: str = opt("loky", "where trials run", choices=BACKENDS)
-    n_jobs: int = opt(-1, "trials run at once; -1 uses every core", check=_n_jobs)
+    n_jobs: int = opt(
+        -1,
+        f"trials run at once, at most {MAX_JOBS}; -1 uses every core",
+        check=both(_n_jobs, at_most(MAX_JOBS, "use e.g. 8, or -1 for every core")),
+    )
     address: str | None = opt(None, "dask: scheduler address; none starts a local cluster")
     retries: int = opt(
         1, "runs again of a trial whose worker process died", check=at_least(0, "use e.g. 1")
@@ -83,7 +90,11 @@ class SweepConfig:
         "each point is trained once per seed (default: the base config's seed)",
         check=each(at_least(0, "use e.g. [1, 2, 3]"), "list one or more seeds, e.g. [1, 2, 3]"),
     )
-    n_trials: int | None = opt(None, "random: how many points to draw", check=above(0, "e.g. 20"))
+    n_trials: int | None = opt(
+        None,
+        f"random: how many points to draw (points x seeds: at most {MAX_TRIALS} trials)",
+        check=above(0, "e.g. 20"),
+    )
     seed: int = opt(0, "random: seed of the sweep's own draws", check=at_least(0, "use e.g. 0"))
     metric: str = opt("train_loss", "what ranks the trials (its final value)")
     mode: str | None = opt(
@@ -133,8 +144,9 @@ def load_sweep(path: str | Path, overrides: Sequence[str] = ()) -> Sweep:
     base_data, _ = apply_overrides(read_yaml(base_path), overrides, str(base_path))
     params = _check_params(cfg, base, overrides, src)
     _check_metric(cfg, base, params, src)
-    points = _grid(params) if cfg.method == "grid" else _draw(params, cfg.n_trials or 0, cfg.seed)
     seeds = cfg.seeds or (base.seed,)
+    _check_size(cfg, params, len(seeds), src)
+    points = _grid(params) if cfg.method == "grid" else _draw(params, cfg.n_trials or 0, cfg.seed)
     trials: list[SweepTrial] = []
     seen: set[str] = set()
     for point in points:
@@ -186,6 +198,17 @@ def _check_params(
     if cfg.method == "grid" and cfg.n_trials is not None:
         raise src.error("n_trials", "only used by method: random; remove it")
     return cfg.params
+
+
+def _check_size(cfg: SweepConfig, params: dict[str, Any], seeds: int, src: Source) -> None:
+    """Count the trials before making any: a grid's size is the product of its lists' lengths."""
+    if cfg.method == "grid":
+        points = math.prod(len(values) for values in params.values())
+        problem = too_many_trials(points, seeds, "vary fewer keys or values, or split the sweep")
+    else:
+        problem = too_many_trials(cfg.n_trials or 0, seeds, "lower n_trials or use fewer seeds")
+    if problem:
+        raise src.error("params" if cfg.method == "grid" else "n_trials", problem)
 
 
 def _first_under(known: list[str], section: str) -> str:

@@ -26,7 +26,7 @@ from runner.config import flatten
 from runner.datasets import Dataset, make_dataset
 from runner.errors import ConfigError
 from runner.execute import Backend, make_backend, run_trials
-from runner.limits import check_name_option
+from runner.limits import MAX_JOBS, check_name_option
 from runner.progress import SweepBar, sweep_progress
 from runner.schema import did_you_mean
 from runner.sweep import BACKENDS, Sweep, SweepTrial, load_sweep
@@ -87,6 +87,8 @@ def resolve_execution(
         )
     if n_jobs == 0:
         raise ConfigError("--n-jobs 0: use a positive count, or -1 for every core")
+    if n_jobs is not None and n_jobs > MAX_JOBS:
+        raise ConfigError(f"--n-jobs {n_jobs}: must be <= {MAX_JOBS}; use e.g. 8, or -1")
     if retries is not None and retries < 0:
         raise ConfigError(f"--retries {retries}: must be >= 0; use e.g. --retries 1")
     if address and (backend or ex.backend) != "dask":

@@ -17,6 +17,8 @@ from runner.errors import ConfigError
 from runner.limits import MAX_YAML_BYTES, FileProblem, read_file
 from runner.redact import clip, mask_uri, quote
 from runner.schema import parse_override, read_yaml
+from runner.sweep import load_sweep
+from runner.sweep_cmd import resolve_execution
 
 ROOT = Path(__file__).resolve().parents[2]
 MGRUN = [sys.executable, "-m", "runner.cli"]
@@ -222,6 +224,45 @@ def test_the_weight_limit_counts_the_csv_features(tmp_path):
     write(tmp_path, "c.yaml", cfg)
     line = one_error(tmp_path, "train", "c.yaml", "--no-progress")
     assert "c.yaml: model.hidden: 300 inputs -> [4096] -> 1 outputs is 1,236,993 weights" in line
+
+
+# Sweeps
+
+
+def write_sweep(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "tiny.yaml").write_text(BASE)
+    return write(tmp_path, "s.yaml", "base: tiny.yaml\n" + text)
+
+
+@pytest.mark.timeout(60)
+def test_a_billion_random_trials_are_refused_by_the_cli_before_any_is_drawn(tmp_path):
+    text = "method: random\nn_trials: 1000000000\nseeds: [1, 2]\n"
+    write_sweep(tmp_path, text + "params: {training.lr: {loguniform: [0.01, 1]}}\n")
+    line = one_error(tmp_path, "sweep", "s.yaml", "--no-progress")
+    assert line == (
+        "error: s.yaml: n_trials: 1,000,000,000 points x 2 seed(s) = 2,000,000,000 trials, over "
+        "the limit of 100,000; lower n_trials or use fewer seeds"
+    )
+
+
+def test_a_grid_of_a_trillion_points_is_counted_not_expanded(tmp_path):
+    values = str(list(range(1000)))
+    params = "".join(f"  {k}: {values}\n" for k in ("training.lr", "training.l2", "training.eps"))
+    with pytest.raises(ConfigError) as info:
+        load_sweep(write_sweep(tmp_path, "method: grid\nparams:\n" + params))
+    assert str(info.value).startswith(
+        "s.yaml: params: 1,000,000,000 points x 1 seed(s) = 1,000,000,000 trials, over the limit "
+        "of 100,000; vary fewer keys or values"
+    )
+
+
+def test_a_sweep_cannot_start_a_million_processes(tmp_path):
+    text = "params: {training.lr: [1]}\nexecution: {n_jobs: 1000000}\n"
+    with pytest.raises(ConfigError, match=r"execution.n_jobs: must be <= 1024"):
+        load_sweep(write_sweep(tmp_path, text))
+    sweep = load_sweep(write_sweep(tmp_path, "params: {training.lr: [1]}\n"))
+    with pytest.raises(ConfigError, match=r"^--n-jobs 1000000: must be <= 1024"):
+        resolve_execution(sweep, None, 1_000_000, None)
 
 
 # Names
