@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import functools
 import math
 import re
 import types
@@ -232,7 +233,7 @@ def build(cls: type, data: Any, src: Source, path: str = "") -> Any:
     if not isinstance(data, Mapping):
         raise src.error(path, f"must be a mapping, got {_kind(data)}; write `key: value` pairs")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init and "doc" in f.metadata}
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     for key in data:
         if key not in fields:
             where = f"{path}.{clip(str(key))}" if path else clip(str(key))
@@ -254,6 +255,14 @@ def build(cls: type, data: Any, src: Source, path: str = "") -> Any:
     return cls(**values)
 
 
+_sections: dict[tuple[type, str], Any] = {}
+
+
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)  # slow (it evaluates the annotations): a sweep builds many
+
+
 def convert(value: Any, tp: Any, src: Source, path: str) -> Any:
     """`value` as type `tp` (bool, int, float, str, X | None, tuple, dict, dataclass, Any)."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
@@ -265,7 +274,17 @@ def convert(value: Any, tp: Any, src: Source, path: str) -> Any:
         (tp,) = [a for a in args if a is not type(None)]
         return convert(value, tp, src, path)
     if dataclasses.is_dataclass(tp):
-        return build(tp, value, src, path)
+        # A section built from the same data is the same frozen value: a sweep's thousands of
+        # trials share a few distinct sections, so each is validated once. repr tells apart
+        # every value YAML makes (1, 1.0, true, '1'; -0.0); errors are never stored.
+        key = (tp, repr(value))
+        if len(key[1]) > 10_000:  # a rare big section: not worth the memory
+            return build(tp, value, src, path)
+        if key not in _sections:
+            if len(_sections) >= 10_000:
+                _sections.clear()
+            _sections[key] = build(tp, value, src, path)
+        return _sections[key]
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise src.error(path, f"must be a list, got {_kind(value)}; write it as [a, b, ...]")
@@ -339,6 +358,8 @@ def describe(cls: type, prefix: str = "") -> list[tuple[str, str, str]]:
 
 def plain(value: Any) -> Any:
     """Dataclasses to dicts and tuples to lists, recursively: data `yaml.safe_dump` accepts."""
+    if value is None or isinstance(value, (str, int, float)):
+        return value  # most values: skip the dataclass test (a sweep hashes thousands of configs)
     if dataclasses.is_dataclass(value):
         return {
             f.name: plain(getattr(value, f.name))

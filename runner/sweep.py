@@ -9,6 +9,7 @@ config, never changes between runs of the same file.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import math
 import random
@@ -150,9 +151,11 @@ def load_sweep(path: str | Path, overrides: Sequence[str] = ()) -> Sweep:
     trials: list[SweepTrial] = []
     seen: set[str] = set()
     for point in points:
+        # The seed is checked by the sweep's own schema and in no rule across fields: validate the
+        # point once, then give it each seed.
+        config = _trial_config(base_data, base, point, seeds[0], file)
         for seed in seeds:
-            config = _trial_config(base_data, base, point, seed, file)
-            spec = TrialSpec(config, index=len(trials))
+            spec = TrialSpec(dataclasses.replace(config, seed=seed), index=len(trials))
             if spec.config_hash in seen:
                 continue
             seen.add(spec.config_hash)
@@ -291,7 +294,8 @@ def _sample(spec: Any, rng: random.Random) -> Any:
 def _trial_config(
     base_data: dict[str, Any], base: RunConfig, point: dict[str, Any], seed: int, file: str
 ) -> RunConfig:
-    data = copy.deepcopy(base_data)
+    # Swept keys are `section.field` or `field` (sections hold no sections): copy two levels.
+    data = {k: dict(v) if isinstance(v, dict) else v for k, v in base_data.items()}
     for key, value in point.items():
         set_dotted(data, key, copy.deepcopy(value), f"{file}: params.{key}")
     data["seed"] = seed

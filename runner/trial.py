@@ -6,6 +6,7 @@ runs in the parent for `mgrun train` and in worker processes (joblib, Dask) for 
 
 from __future__ import annotations
 
+import functools
 import gc
 import hashlib
 import math
@@ -36,7 +37,7 @@ class TrialSpec:
     config: RunConfig
     index: int = 0
 
-    @property
+    @functools.cached_property  # a sweep asks often; the frozen config cannot change under it
     def config_hash(self) -> str:
         return config_hash(self.config)
 

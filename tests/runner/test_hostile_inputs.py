@@ -3,6 +3,7 @@ code 2, in bounded time and memory, and nothing created (no mlflow.db, no mlruns
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -11,14 +12,15 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
 
-from runner.config import load_run_config
+from runner.config import load_run_config, run_config_from_dict
 from runner.errors import ConfigError
 from runner.limits import MAX_YAML_BYTES, FileProblem, read_file
 from runner.redact import clip, mask_uri, quote
-from runner.schema import parse_override, read_yaml
+from runner.schema import parse_override, read_yaml, set_dotted
 from runner.sweep import load_sweep
-from runner.sweep_cmd import resolve_execution
+from runner.sweep_cmd import resolve_execution, sweep_hash, trials_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 MGRUN = [sys.executable, "-m", "runner.cli"]
@@ -254,6 +256,60 @@ def test_a_grid_of_a_trillion_points_is_counted_not_expanded(tmp_path):
         "s.yaml: params: 1,000,000,000 points x 1 seed(s) = 1,000,000,000 trials, over the limit "
         "of 100,000; vary fewer keys or values"
     )
+
+
+@pytest.mark.timeout(300)
+def test_a_sweep_of_20000_trials_loads_and_lists_in_seconds(tmp_path):
+    lrs = [round(0.001 * (i + 1), 4) for i in range(100)]
+    l2s = [round(1e-5 * (i + 1), 6) for i in range(50)]
+    text = f"params:\n  training.lr: {lrs}\n  training.l2: {l2s}\n  model.hidden: [[4], [8]]\n"
+    path = write_sweep(tmp_path, text + "seeds: [1, 2]\n")
+    start = time.process_time()
+    sweep = load_sweep(path)
+    listed = trials_yaml(sweep)
+    seconds = time.process_time() - start
+    assert len(sweep.trials) == 20_000 and listed.count("config_hash:") == 20_000
+    assert seconds < 40  # minutes before: every trial validated in full, and yaml.safe_dump
+
+
+def test_trial_configs_and_hashes_are_those_of_a_full_build_per_trial(tmp_path):
+    text = "params:\n  training.lr: [0.05, 0.5]\n  model.hidden: [[4], [8, 8]]\n"
+    text += "  dataset.kind: [moons, spirals]\n  training.loss: [cross_entropy]\nseeds: [1, 2]\n"
+    path = write_sweep(tmp_path, text)
+    sweep = load_sweep(path)
+    base = yaml.safe_load(BASE)
+    assert len(sweep.trials) == 16
+    for t in sweep.trials:
+        data = copy.deepcopy(base)
+        for key, value in t.params.items():
+            set_dotted(data, key, copy.deepcopy(value), "")
+        data["seed"] = t.seed
+        full = run_config_from_dict(data, str(path), str(tmp_path))
+        assert t.spec.config == full and t.spec.config.to_dict() == full.to_dict()
+
+
+def test_trial_identities_did_not_change():
+    grid = load_sweep(ROOT / "experiments" / "moons_grid.yaml")
+    assert grid.trials[0].spec.config_hash.startswith("969fbe2d85698be3d5e545cd50ca8a3c")
+    assert sweep_hash(grid).startswith("5c0214bdd77f59f23d3af9297c7448d7")
+    rand = load_sweep(ROOT / "experiments" / "spirals_random.yaml")
+    assert sweep_hash(rand).startswith("8e75bb0dd011c2c1be912522df197bd6")
+
+
+def test_the_trial_list_loads_back_as_yaml_safe_dump_wrote_it():
+    for name in ("moons_grid.yaml", "spirals_random.yaml"):
+        sweep = load_sweep(ROOT / "experiments" / name)
+        trials = [
+            {
+                "index": t.spec.index,
+                "config_hash": t.spec.config_hash,
+                "params": t.params,
+                "seed": t.seed,
+                "config": t.spec.config.to_dict(),
+            }
+            for t in sweep.trials
+        ]
+        assert yaml.safe_load(trials_yaml(sweep)) == yaml.safe_load(yaml.safe_dump(trials))
 
 
 def test_a_sweep_cannot_start_a_million_processes(tmp_path):
