@@ -24,6 +24,7 @@ MAX_YAML_BYTES = 1_000_000  # a config or sweep file, or a --set value (hand-wri
 MAX_YAML_DEPTH = 32  # lists and mappings inside each other (a config needs 3)
 MAX_YAML_VALUES = 100_000  # values in one YAML document, every alias counted in full
 MAX_NUMBER_CHARS = 100  # characters of one YAML number (long ones take quadratic time to read)
+MAX_CSV_BYTES = 50_000_000  # a CSV data file
 MAX_SAMPLES = 1_000_000  # dataset.n_samples, the data rows of a CSV file, training.batch_size
 MAX_UNITS = 4096  # units of one hidden layer
 MAX_LAYERS = 16  # hidden layers

@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from runner.config import load_run_config, run_config_from_dict
-from runner.errors import ConfigError
+from runner.datasets import read_csv
+from runner.errors import ConfigError, DataError
 from runner.limits import MAX_YAML_BYTES, FileProblem, read_file
 from runner.redact import clip, mask_uri, quote
 from runner.schema import parse_override, read_yaml, set_dotted
@@ -319,6 +320,87 @@ def test_a_sweep_cannot_start_a_million_processes(tmp_path):
     sweep = load_sweep(write_sweep(tmp_path, "params: {training.lr: [1]}\n"))
     with pytest.raises(ConfigError, match=r"^--n-jobs 1000000: must be <= 1024"):
         resolve_execution(sweep, None, 1_000_000, None)
+
+
+# CSV data
+
+
+def csv_error(tmp_path: Path, path: str | Path, label: str = "y") -> str:
+    with pytest.raises(DataError) as info:
+        read_csv(tmp_path / path, label, None)
+    assert "\n" not in str(info.value) and info.value.exit_code == 2
+    return str(info.value)
+
+
+@pytest.mark.timeout(30)
+def test_csv_paths_that_are_not_regular_files_are_refused_without_hanging(tmp_path):
+    os.symlink("loop2", tmp_path / "loop1")
+    os.symlink("loop1", tmp_path / "loop2")
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "dir").mkdir()
+    assert csv_error(tmp_path, "loop1").endswith(
+        "dataset.path: a loop of symbolic links; point the path at a file"
+    )
+    assert csv_error(tmp_path, "fifo") == (
+        "fifo: dataset.path: a named pipe, not a regular file; give the path of a file"
+    )
+    assert "dir: dataset.path: a directory, not a file" in csv_error(tmp_path, "dir")
+    assert "/dev/zero: dataset.path: a socket or device" in csv_error(tmp_path, "/dev/zero")
+
+
+@pytest.mark.timeout(60)
+def test_a_fifo_as_csv_path_fails_cleanly_in_the_cli(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    write(tmp_path, "c.yaml", "dataset: {kind: csv, path: fifo, label: y}\n")
+    line = one_error(tmp_path, "train", "c.yaml", "--no-progress", timeout=30)
+    assert line == (
+        "error: fifo: dataset.path: a named pipe, not a regular file; give the path of a file"
+    )
+
+
+def test_a_huge_csv_file_is_refused_from_its_size(tmp_path):
+    with open(tmp_path / "big.csv", "wb") as f:
+        f.truncate(60_000_000)
+    assert csv_error(tmp_path, "big.csv") == (
+        "big.csv: dataset.path: 60,000,000 bytes, over the limit of 50,000,000; "
+        "use a smaller sample of the data"
+    )
+
+
+def test_csv_text_must_be_utf8(tmp_path):
+    (tmp_path / "d.csv").write_bytes(b"x,y\n1,caf\xe9\n2,b\n")
+    assert csv_error(tmp_path, "d.csv") == (
+        "d.csv: dataset.path: not UTF-8 text (byte 0xe9 on line 2); save it as UTF-8"
+    )
+    (tmp_path / "d.csv").write_bytes(b"x,y\n1,a\x00\n")
+    assert "d.csv: dataset.path: not text (a NUL byte on line 2)" in csv_error(tmp_path, "d.csv")
+
+
+def test_an_empty_label_names_its_row(tmp_path):
+    write(tmp_path, "d.csv", "x,y\n1,a\n2, \n3,b\n")
+    assert csv_error(tmp_path, "d.csv") == (
+        "d.csv: row 3, column 'y': empty label; write the row's class, or remove the row"
+    )
+
+
+def test_messages_quote_only_a_clip_of_the_file(tmp_path):
+    secret = "PASSWORD=" + "hunter2" * 30
+    write(tmp_path, "d.csv", secret + "\n1\n")
+    msg = csv_error(tmp_path, "d.csv")
+    assert "hunter2" * 6 not in msg and len(msg) < 300
+    write(tmp_path, "d.csv", "x,y\n" + "9" * 50 + "x,a\n2,b\n")
+    assert "'" + "9" * 40 + "'... is not a number" in csv_error(tmp_path, "d.csv")
+    many = ",".join(f"column_{i}" for i in range(10_000))
+    write(tmp_path, "d.csv", many + "\n" + ",".join(["1"] * 10_000) + "\n")
+    assert len(csv_error(tmp_path, "d.csv", label="zzz")) < 300
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+def test_proc_environ_does_not_print_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("MGRUN_TEST_SECRET", "s3cr3t-value")
+    write(tmp_path, "c.yaml", "dataset: {kind: csv, path: /proc/self/environ, label: y}\n")
+    line = one_error(tmp_path, "train", "c.yaml", "--no-progress")
+    assert "s3cr3t" not in line and "=" not in line.split("dataset.path:")[1]
 
 
 # Names
