@@ -7,15 +7,18 @@ the same split and the same scaling in any process. Labels are ints 0..k-1.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from runner.config.limits import MAX_CSV_BYTES, MAX_SAMPLES, FileProblem, read_file
 from runner.config.run import DatasetConfig
 from runner.config.schema import did_you_mean
 from runner.errors import DataError
+from runner.redact import clip, quote
 
 Rows = list[tuple[float, ...]]
 
@@ -182,7 +185,9 @@ def read_csv(
     for key, cols in (("dataset.label", (label,)), ("dataset.features", features)):
         for col in cols:
             if col not in header:
-                raise DataError(f"{name}: {key}: no column {col!r}; {did_you_mean(col, header)}")
+                # the header is whatever file dataset.path names: quote only clips of it
+                hint = clip(did_you_mean(col, [clip(h) for h in header]), 200)
+                raise DataError(f"{name}: {key}: no column {quote(col)}; {hint}")
     if not features:
         raise DataError(
             f"{name}: dataset.features: no columns besides {label!r}; add feature columns"
@@ -198,9 +203,12 @@ def read_csv(
             raise DataError(f"{name}: row {r}: {problem}; fix the row")
         X.append(tuple(_number(row[i], name, r, header[i]) for i in idx))
         labels.append(row[li].strip())
+        if not labels[-1]:
+            fix = "write the row's class, or remove the row"
+            raise DataError(f"{name}: row {r}, column {quote(label)}: empty label; {fix}")
     classes = sorted(set(labels), key=_label_order)
     if len(classes) < 2:
-        problem = f"needs at least 2 classes, found {len(classes)} ({classes[0]!r})"
+        problem = f"needs at least 2 classes, found {len(classes)} ({quote(classes[0])})"
         raise DataError(f"{name}: column {label!r}: {problem}; check dataset.label")
     code = {c: i for i, c in enumerate(classes)}
     return X, [code[c] for c in labels], features, tuple(classes)
@@ -209,14 +217,32 @@ def read_csv(
 def _read_rows(path: Path, name: str) -> list[tuple[int, list[str]]]:
     """The non-blank rows of a CSV file with their line numbers; the first one is the header."""
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
-            rows = [(reader.line_num, row) for row in reader if any(v.strip() for v in row)]
+        data = read_file(path, MAX_CSV_BYTES, "use a smaller sample of the data")
+        text = data.decode("utf-8-sig")
+        if "\0" in text:  # binary, or /proc/self/environ: nothing a message should quote
+            line = text.count("\n", 0, text.index("\0")) + 1
+            problem = f"not text (a NUL byte on line {line})"
+            raise DataError(f"{name}: dataset.path: {problem}; point it at a CSV file")
+        reader = csv.reader(io.StringIO(text, newline=""))
+        rows = []
+        for row in reader:
+            if any(v.strip() for v in row):
+                rows.append((reader.line_num, row))
+                if len(rows) > MAX_SAMPLES + 1:  # and the header
+                    problem = f"more than {MAX_SAMPLES} data rows, over the limit"
+                    raise DataError(f"{name}: dataset.path: {problem}; use a sample of the data")
     except FileNotFoundError:
         fix = "check dataset.path (it is relative to the config file)"
         raise DataError(f"{name}: dataset.path: file not found; {fix}") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise DataError(f"{name}: dataset.path: cannot read the file ({e}); fix the file") from None
+    except FileProblem as e:
+        raise DataError(f"{name}: dataset.path: {e}") from None
+    except UnicodeDecodeError as e:
+        line = e.object.count(b"\n", 0, e.start) + 1
+        problem = f"not UTF-8 text (byte 0x{e.object[e.start]:02x} on line {line})"
+        raise DataError(f"{name}: dataset.path: {problem}; save it as UTF-8") from None
+    except csv.Error as e:
+        problem = f"cannot read the file ({clip(str(e), 80)})"
+        raise DataError(f"{name}: dataset.path: {problem}; fix the file") from None
     if not rows:
         raise DataError(f"{name}: the file is empty; write a header row and data rows")
     return rows
@@ -230,7 +256,7 @@ def _number(text: str, file: str, row: int, col: str) -> float:
     if not math.isfinite(v):
         fix = "fix the value or leave the column out of dataset.features"
         raise DataError(
-            f"{file}: row {row}, column {col!r}: {text.strip()!r} is not a number; {fix}"
+            f"{file}: row {row}, column {quote(col)}: {quote(text.strip())} is not a number; {fix}"
         )
     return v
 
@@ -248,5 +274,5 @@ def _shown(path: Path) -> str:
     """The path as the user would type it: relative to the working directory when inside it."""
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
+    except (ValueError, OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
         return str(path)

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import typer
-import yaml
 from rich.console import Console
 from rich.table import Table
 
 from runner.commands.sweep_plots import metric_vs_params
+from runner.commands.yaml_records import dump_records
 from runner.config import flatten
 from runner.config.sweep_file import Sweep, SweepTrial
+from runner.redact import mask_uri
 
 SHOWN = 10  # rows of the ranking; results.csv on the parent run has them all
 
@@ -165,8 +166,9 @@ def print_report(sweep: Sweep, outcome: SweepOutcome, explicit_uri: bool) -> Non
         )
     else:
         typer.echo(f"best: none (no finished trial has {metric})")
-    typer.echo(f"sweep run {outcome.parent_run_id} in {outcome.uri}")
-    typer.echo("browse it: mgrun ui" + (f" --tracking-uri {outcome.uri}" if explicit_uri else ""))
+    uri = mask_uri(outcome.uri)
+    typer.echo(f"sweep run {outcome.parent_run_id} in {uri}")
+    typer.echo("browse it: mgrun ui" + (f" --tracking-uri {uri}" if explicit_uri else ""))
 
 
 def sweep_hash(sweep: Sweep) -> str:
@@ -187,7 +189,7 @@ def trials_yaml(sweep: Sweep) -> str:
         }
         for t in sweep.trials
     ]
-    return yaml.safe_dump(trials, sort_keys=False)
+    return dump_records(trials)  # yaml.safe_dump takes minutes for 20,000 trials
 
 
 def sweep_params(sweep: Sweep, execution: Any) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from runner.commands.report import (
 )
 from runner.commands.store import open_tracker
 from runner.config import check_loss_fits
+from runner.config.limits import MAX_JOBS, check_name_option
 from runner.config.schema import Source, did_you_mean
 from runner.config.sweep_file import Sweep, SweepTrial, load_sweep
 from runner.datasets import Dataset, make_dataset
@@ -68,6 +69,7 @@ def sweep_command(
     keep_top: str | None = None,
 ) -> int:
     """Returns the exit code: 0 every trial finished, 1 some failed."""
+    check_name_option("--experiment", experiment)
     sweep = load(path, overrides)
     execution = resolve_execution(sweep, backend, n_jobs, retries, address)
     top = resolve_keep_top(sweep, keep_top)
@@ -125,6 +127,8 @@ def resolve_execution(
         )
     if n_jobs == 0:
         raise ConfigError("--n-jobs 0: use a positive count, or -1 for every core")
+    if n_jobs is not None and n_jobs > MAX_JOBS:
+        raise ConfigError(f"--n-jobs {n_jobs}: must be <= {MAX_JOBS}; use e.g. 8, or -1")
     if retries is not None and retries < 0:
         raise ConfigError(f"--retries {retries}: must be >= 0; use e.g. --retries 1")
     if address and (backend or ex.backend) != "dask":

@@ -12,8 +12,10 @@ from runner import interrupts
 from runner.commands.progress import step_progress
 from runner.commands.store import open_tracker
 from runner.config import TrialSpec, check_loss_fits, flatten, load_run_config
+from runner.config.limits import check_name_option
 from runner.datasets import make_dataset
 from runner.record import Metric
+from runner.redact import mask_uri
 from runner.training.files import kept, make_record
 from runner.training.trial import expected_points, run_trial
 
@@ -59,6 +61,7 @@ def train_command(
     show_progress: bool,
 ) -> int:
     """Returns the exit code: 0 trained, 1 failed or diverged."""
+    check_name_option("--experiment", experiment)
     cfg = load_run_config(path, overrides)
     data = make_dataset(cfg.dataset, cfg.seed, cfg.base_dir)
     check_loss_fits(cfg, data)
@@ -103,6 +106,7 @@ def _summary(result, run_id: str, uri: str, explicit_uri: bool) -> None:
         typer.echo(f"finished in {result.seconds:.2f} s: {line}")
     else:
         typer.secho(f"FAILED: {result.reason}", err=True, fg=typer.colors.RED)
+    uri = mask_uri(uri)
     typer.echo(f"run {run_id} in {uri}")
     ui = "mgrun ui" + (f" --tracking-uri {uri}" if explicit_uri else "")
     typer.echo(f"browse it: {ui}")

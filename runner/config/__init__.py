@@ -1,6 +1,7 @@
 """The first stage: YAML files (run configs, sweep files) in, validated frozen dataclasses and
 trial specs out. Nothing here runs or records anything."""
 
+from runner.config.keys import config_hash, describe_keys, flatten
 from runner.config.run import (
     KINDS,
     DatasetConfig,
@@ -9,9 +10,6 @@ from runner.config.run import (
     TrackingConfig,
     TrainingConfig,
     check_loss_fits,
-    config_hash,
-    describe_keys,
-    flatten,
     load_run_config,
     run_config_from_dict,
 )

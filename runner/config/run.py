@@ -7,8 +7,6 @@ message names the file, the dotted field and the fix. `describe_keys()` document
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +15,27 @@ from typing import Any, Protocol
 from engine.activations import ACTIVATIONS
 from engine.losses import LOSSES
 from engine.optim import OPTIMIZERS, SCHEDULES
+from runner.config.limits import (
+    GENERATED_FEATURES,
+    MAX_CLASSES,
+    MAX_LAYERS,
+    MAX_NAME,
+    MAX_NOISE,
+    MAX_SAMPLES,
+    MAX_STEPS,
+    MAX_UNITS,
+    MAX_WEIGHTS,
+    name_problem,
+    too_many_weights,
+)
 from runner.config.schema import (
     Source,
     above,
     at_least,
+    at_most,
+    at_most_items,
+    both,
     build,
-    describe,
     each,
     in_range,
     nonempty,
@@ -40,15 +53,23 @@ _DEFAULT_CLASSES = {"spirals": 3, "blobs": 3}
 class DatasetConfig:
     kind: str = opt("moons", "which dataset to build", choices=KINDS)
     n_samples: int = opt(
-        100, "number of points generated (not csv)", check=above(0, "use e.g. 100")
+        100,
+        f"number of points generated (not csv), at most {MAX_SAMPLES}",
+        check=both(above(0, "use e.g. 100"), at_most(MAX_SAMPLES, "use e.g. 1000")),
     )
     noise: float = opt(
-        0.1, "std of the gaussian noise (spirals: on the angle)", check=at_least(0, "use e.g. 0.1")
+        0.1,
+        f"std of the gaussian noise (spirals: on the angle), at most {MAX_NOISE:g}",
+        check=both(
+            at_least(0, "use e.g. 0.1"),
+            at_most(MAX_NOISE, "use e.g. 0.1 (the points lie within about 2 of 0)"),
+        ),
     )
     n_classes: int | None = opt(
         2,
-        "classes of spirals/blobs (default 3); moons, circles, xor have 2; csv counts them",
-        check=at_least(2, "use 2 or more"),
+        f"classes of spirals/blobs (default 3, at most {MAX_CLASSES}); moons, circles, xor "
+        "have 2; csv counts them",
+        check=both(at_least(2, "use 2 or more"), at_most(MAX_CLASSES, "use e.g. 10")),
     )
     test_fraction: float = opt(
         0.2,
@@ -69,15 +90,26 @@ class DatasetConfig:
 class ModelConfig:
     hidden: tuple[int, ...] = opt(
         (16, 16),
-        "sizes of the hidden layers",
-        check=each(above(0, "use e.g. [16, 16]"), "list at least one layer size, e.g. [16]"),
+        f"sizes of the hidden layers (at most {MAX_LAYERS} of {MAX_UNITS} units, "
+        f"{MAX_WEIGHTS} weights in all)",
+        check=both(
+            each(
+                both(above(0, "use e.g. [16, 16]"), at_most(MAX_UNITS, "use e.g. [64, 64]")),
+                "list at least one layer size, e.g. [16]",
+            ),
+            at_most_items(MAX_LAYERS, "use fewer layers"),
+        ),
     )
     activation: str = opt("relu", "activation of the hidden layers", choices=ACTIVATIONS)
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    steps: int = opt(100, "number of optimizer steps", check=above(0, "use e.g. 100"))
+    steps: int = opt(
+        100,
+        f"number of optimizer steps, at most {MAX_STEPS}",
+        check=both(above(0, "use e.g. 100"), at_most(MAX_STEPS, "use e.g. 10000")),
+    )
     loss: str = opt("hinge", "training loss; hinge, bce and mse need 2 classes", choices=LOSSES)
     l2: float = opt(
         1e-4,
@@ -109,8 +141,11 @@ class TrainingConfig:
     )
     batch_size: int | None = opt(
         None,
-        "minibatch size; null trains on the full batch",
-        check=above(0, "use e.g. 32, or null for full batch"),
+        f"minibatch size, at most {MAX_SAMPLES}; null trains on the full batch",
+        check=both(
+            above(0, "use e.g. 32, or null for full batch"),
+            at_most(MAX_SAMPLES, "use e.g. 32, or null for full batch"),
+        ),
     )
     eval_every: int = opt(10, "steps between test-split evaluations", check=above(0, "use e.g. 10"))
 
@@ -118,7 +153,11 @@ class TrainingConfig:
 @dataclass(frozen=True)
 class TrackingConfig:
     uri: str | None = opt(None, "MLflow tracking URI (--tracking-uri and MLFLOW_TRACKING_URI win)")
-    experiment: str | None = opt(None, "MLflow experiment (default: the run's name)")
+    experiment: str | None = opt(
+        None,
+        f"MLflow experiment (default: the run's name), at most {MAX_NAME} characters",
+        check=name_problem,
+    )
     max_points: int = opt(
         500,
         "points logged per metric per run: every step up to this many, else evenly spaced "
@@ -129,7 +168,11 @@ class TrackingConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    name: str | None = opt(None, "run name (default: the config file's name without .yaml)")
+    name: str | None = opt(
+        None,
+        f"run name (default: the config file's name without .yaml), at most {MAX_NAME} characters",
+        check=name_problem,
+    )
     seed: int = opt(
         0,
         "seed of every random draw: data, split, weights, batches",
@@ -219,6 +262,14 @@ def _check(cfg: RunConfig, src: Source, explicit_classes: Any) -> None:
     problem = _loss_problem(cfg.training.loss, ds.n_classes, f"the {kind} dataset")
     if problem:
         raise src.error("training.loss", problem)
+    problem = _size_problem(cfg, GENERATED_FEATURES, ds.n_classes)
+    if problem:
+        raise src.error("model.hidden", problem)
+
+
+def _size_problem(cfg: RunConfig, n_features: int, n_classes: int) -> str | None:
+    n_out = n_classes if cfg.training.loss == "cross_entropy" else 1
+    return too_many_weights(n_features, cfg.model.hidden, n_out)
 
 
 def _loss_problem(loss: str, n_classes: int, what: str) -> str | None:
@@ -232,38 +283,18 @@ def _loss_problem(loss: str, n_classes: int, what: str) -> str | None:
     return None
 
 
-class _Classes(Protocol):
+class _Data(Protocol):
+    n_features: int
     n_classes: int
 
 
-def check_loss_fits(cfg: RunConfig, dataset: _Classes) -> None:
-    """Raise ConfigError if the training loss cannot fit the dataset's classes (for csv data)."""
+def check_loss_fits(cfg: RunConfig, dataset: _Data) -> None:
+    """Raise ConfigError if the training loss cannot fit the dataset's classes, or the model is too
+    big for its features and classes (for csv data)."""
     what = f"the label column {cfg.dataset.label!r}" if cfg.dataset.kind == "csv" else "the dataset"
     problem = _loss_problem(cfg.training.loss, dataset.n_classes, what)
     if problem:
         raise Source(cfg.source).error("training.loss", problem)
-
-
-def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dicts -> one dict with dotted keys; lists and other leaves stay as they are."""
-    out: dict[str, Any] = {}
-    for key, value in d.items():
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def config_hash(cfg: RunConfig) -> str:
-    """A stable identity of the resolved config: sha256 of its canonical JSON, minus tracking."""
-    d = cfg.to_dict()
-    del d["tracking"]  # where a run is recorded does not change what it computes
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
-
-
-def describe_keys() -> str:
-    """Every config key with its default and meaning, one per line (for --help and the README)."""
-    rows = describe(RunConfig)
-    width = max(len(k) + len(d) for k, d, _ in rows) + 3
-    return "\n".join(f"{k}: {d}".ljust(width) + f"  {doc}" for k, d, doc in rows)
+    problem = _size_problem(cfg, dataset.n_features, dataset.n_classes)
+    if problem:
+        raise Source(cfg.source).error("model.hidden", problem)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 import re
 import types
@@ -21,6 +22,7 @@ from typing import Any
 import yaml
 
 from runner.errors import ConfigError
+from runner.redact import clip, quote
 
 Check = Callable[[Any], "str | None"]  # value -> "problem; fix", or None when the value is fine
 
@@ -64,6 +66,19 @@ def at_least(lo: float, fix: str) -> Check:
     return lambda v: None if v >= lo else f"must be >= {lo}, got {v!r}; {fix}"
 
 
+def at_most(hi: float, fix: str) -> Check:
+    return lambda v: None if v <= hi else f"must be <= {hi}, got {v!r}; {fix}"
+
+
+def at_most_items(n: int, fix: str) -> Check:
+    return lambda v: None if len(v) <= n else f"must have at most {n} items, got {len(v)}; {fix}"
+
+
+def both(first: Check, second: Check) -> Check:
+    """`first`'s problem, else `second`'s."""
+    return lambda v: first(v) or second(v)
+
+
 def in_range(lo: float, hi: float, fix: str) -> Check:
     """lo <= v < hi."""
     return lambda v: None if lo <= v < hi else f"must be in [{lo}, {hi}), got {v!r}; {fix}"
@@ -96,10 +111,10 @@ def build(cls: type, data: Any, src: Source, path: str = "") -> Any:
     if not isinstance(data, Mapping):
         raise src.error(path, f"must be a mapping, got {kind_of(data)}; write `key: value` pairs")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init and "doc" in f.metadata}
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     for key in data:
         if key not in fields:
-            where = f"{path}.{key}" if path else str(key)
+            where = f"{path}.{clip(str(key))}" if path else clip(str(key))
             options = [f"{path}.{f}" if path else f for f in fields]
             raise src.error(where, f"unknown key; {did_you_mean(where, options)}")
     values = {}
@@ -110,12 +125,20 @@ def build(cls: type, data: Any, src: Source, path: str = "") -> Any:
         value = convert(data[name], hints[name], src, where)
         choices = f.metadata["choices"]
         if choices and value not in choices:
-            raise src.error(where, f"unknown value {value!r}; {did_you_mean(value, choices)}")
+            raise src.error(where, f"unknown value {quote(value)}; {did_you_mean(value, choices)}")
         problem = f.metadata["check"](value) if f.metadata["check"] and value is not None else None
         if problem:
             raise src.error(where, problem)
         values[name] = value
     return cls(**values)
+
+
+_sections: dict[tuple[type, str], Any] = {}
+
+
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)  # slow (it evaluates the annotations): a sweep builds many
 
 
 def convert(value: Any, tp: Any, src: Source, path: str) -> Any:
@@ -129,7 +152,17 @@ def convert(value: Any, tp: Any, src: Source, path: str) -> Any:
         (tp,) = [a for a in args if a is not type(None)]
         return convert(value, tp, src, path)
     if dataclasses.is_dataclass(tp):
-        return build(tp, value, src, path)
+        # A section built from the same data is the same frozen value: a sweep's thousands of
+        # trials share a few distinct sections, so each is validated once. repr tells apart
+        # every value YAML makes (1, 1.0, true, '1'; -0.0); errors are never stored.
+        key = (tp, repr(value))
+        if len(key[1]) > 10_000:  # a rare big section: not worth the memory
+            return build(tp, value, src, path)
+        if key not in _sections:
+            if len(_sections) >= 10_000:
+                _sections.clear()
+            _sections[key] = build(tp, value, src, path)
+        return _sections[key]
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise src.error(path, f"must be a list, got {kind_of(value)}; write it as [a, b, ...]")
@@ -181,7 +214,7 @@ def kind_of(value: Any) -> str:
     if isinstance(value, bool):
         return f"{str(value).lower()} (a boolean)"
     if isinstance(value, str):
-        return f"{value!r} (text)"
+        return f"{quote(value)} (text)"  # a clip: the "config" may be any file, /etc/passwd
     return f"{value!r} (a {'whole ' if isinstance(value, int) else ''}number)"
 
 
@@ -205,6 +238,8 @@ def describe(cls: type, prefix: str = "") -> list[tuple[str, str, str]]:
 
 def plain(value: Any) -> Any:
     """Dataclasses to dicts and tuples to lists, recursively: data `yaml.safe_dump` accepts."""
+    if value is None or isinstance(value, (str, int, float)):
+        return value  # most values: skip the dataclass test (a sweep hashes thousands of configs)
     if dataclasses.is_dataclass(value):
         return {
             f.name: plain(getattr(value, f.name))

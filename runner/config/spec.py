@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
-from runner.config.run import RunConfig, config_hash
+from runner.config.keys import config_hash
+from runner.config.run import RunConfig
 
 
 @dataclass(frozen=True)
@@ -14,6 +16,6 @@ class TrialSpec:
     config: RunConfig
     index: int = 0
 
-    @property
+    @functools.cached_property  # a sweep asks often; the frozen config cannot change under it
     def config_hash(self) -> str:
         return config_hash(self.config)

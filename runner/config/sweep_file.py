@@ -9,18 +9,18 @@ config, never changes between runs of the same file.
 from __future__ import annotations
 
 import copy
-import itertools
+import dataclasses
 import math
-import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runner.config.keys import flatten
+from runner.config.limits import MAX_JOBS, MAX_TRIALS, too_many_trials
 from runner.config.run import (
     RunConfig,
-    flatten,
     load_run_config,
     run_config_from_dict,
 )
@@ -28,16 +28,18 @@ from runner.config.schema import (
     Source,
     above,
     at_least,
+    at_most,
+    both,
     build,
     did_you_mean,
     each,
     opt,
 )
+from runner.config.space import check_distribution, draw, grid
 from runner.config.spec import TrialSpec
 from runner.config.yaml_file import apply_overrides, parse_override, read_yaml, set_dotted
 
 METHODS = ("grid", "random")
-DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
 METRICS = (
     "train_loss",
     "train_accuracy",
@@ -66,7 +68,11 @@ def _keep_top(v: Any) -> str | None:
 class ExecutionConfig:
     # checked against runner.execution's table of backends, which this stage cannot import
     backend: str = opt("loky", "where trials run: loky, sequential, dask")
-    n_jobs: int = opt(-1, "trials run at once; -1 uses every core", check=_n_jobs)
+    n_jobs: int = opt(
+        -1,
+        f"trials run at once, at most {MAX_JOBS}; -1 uses every core",
+        check=both(_n_jobs, at_most(MAX_JOBS, "use e.g. 8, or -1 for every core")),
+    )
     address: str | None = opt(None, "dask: scheduler address; none starts a local cluster")
     retries: int = opt(
         1, "runs again of a trial whose worker process died", check=at_least(0, "use e.g. 1")
@@ -85,7 +91,11 @@ class SweepConfig:
         "each point is trained once per seed (default: the base config's seed)",
         check=each(at_least(0, "use e.g. [1, 2, 3]"), "list one or more seeds, e.g. [1, 2, 3]"),
     )
-    n_trials: int | None = opt(None, "random: how many points to draw", check=above(0, "e.g. 20"))
+    n_trials: int | None = opt(
+        None,
+        f"random: how many points to draw (points x seeds: at most {MAX_TRIALS} trials)",
+        check=above(0, "e.g. 20"),
+    )
     seed: int = opt(0, "random: seed of the sweep's own draws", check=at_least(0, "use e.g. 0"))
     metric: str = opt("train_loss", "what ranks the trials (its final value)")
     mode: str | None = opt(
@@ -141,14 +151,17 @@ def load_sweep(path: str | Path, overrides: Sequence[str] = ()) -> Sweep:
     base_data, _ = apply_overrides(read_yaml(base_path), overrides, str(base_path))
     params = _check_params(cfg, base, overrides, src)
     _check_metric(cfg, base, params, src)
-    points = _grid(params) if cfg.method == "grid" else _draw(params, cfg.n_trials or 0, cfg.seed)
     seeds = cfg.seeds or (base.seed,)
+    _check_size(cfg, params, len(seeds), src)
+    points = grid(params) if cfg.method == "grid" else draw(params, cfg.n_trials or 0, cfg.seed)
     trials: list[SweepTrial] = []
     seen: set[str] = set()
     for point in points:
+        # The seed is checked by the sweep's own schema and in no rule across fields: validate the
+        # point once, then give it each seed.
+        config = _trial_config(base_data, base, point, seeds[0], file)
         for seed in seeds:
-            config = _trial_config(base_data, base, point, seed, file)
-            spec = TrialSpec(config, index=len(trials))
+            spec = TrialSpec(dataclasses.replace(config, seed=seed), index=len(trials))
             if spec.config_hash in seen:
                 continue
             seen.add(spec.config_hash)
@@ -187,7 +200,7 @@ def _check_params(
                     "distributions need method: random",
                 )
         else:
-            _check_distribution(values, where, src)
+            check_distribution(values, where, src)
     if cfg.method == "random" and cfg.n_trials is None:
         raise src.error("n_trials", "required by method: random; set n_trials: 20")
     if cfg.method == "grid" and cfg.n_trials is not None:
@@ -195,40 +208,19 @@ def _check_params(
     return cfg.params
 
 
+def _check_size(cfg: SweepConfig, params: dict[str, Any], seeds: int, src: Source) -> None:
+    """Count the trials before making any: a grid's size is the product of its lists' lengths."""
+    if cfg.method == "grid":
+        points = math.prod(len(values) for values in params.values())
+        problem = too_many_trials(points, seeds, "vary fewer keys or values, or split the sweep")
+    else:
+        problem = too_many_trials(cfg.n_trials or 0, seeds, "lower n_trials or use fewer seeds")
+    if problem:
+        raise src.error("params" if cfg.method == "grid" else "n_trials", problem)
+
+
 def _first_under(known: list[str], section: str) -> str:
     return next(k for k in known if k.startswith(section + "."))
-
-
-def _check_distribution(spec: Any, where: str, src: Source) -> None:
-    if isinstance(spec, list):
-        if not spec:
-            raise src.error(where, "an empty list of choices; list at least one value")
-        return
-    shape = "a list of choices or one of {uniform: [a, b]}, {loguniform: [a, b]}, {int: [a, b]}"
-    if not isinstance(spec, dict) or len(spec) != 1:
-        raise src.error(where, f"expected {shape}, {{choice: [...]}}")
-    ((kind, args),) = spec.items()
-    if kind not in DISTRIBUTIONS:
-        raise src.error(
-            f"{where}.{kind}", f"unknown distribution; {did_you_mean(kind, DISTRIBUTIONS)}"
-        )
-    if kind == "choice":
-        if not isinstance(args, list) or not args:
-            raise src.error(f"{where}.choice", "needs a non-empty list, e.g. [relu, tanh]")
-        return
-    number = int if kind == "int" else (int, float)
-    if (
-        not isinstance(args, list)
-        or len(args) != 2
-        or not all(isinstance(a, number) and not isinstance(a, bool) for a in args)
-    ):
-        what, example = ("whole numbers", "[1, 8]") if kind == "int" else ("numbers", "[0.001, 1]")
-        raise src.error(f"{where}.{kind}", f"needs two {what} [low, high], e.g. {example}")
-    lo, hi = args
-    if not lo <= hi:
-        raise src.error(f"{where}.{kind}", f"low must not exceed high, got [{lo}, {hi}]; swap them")
-    if kind == "loguniform" and lo <= 0:
-        raise src.error(f"{where}.{kind}", f"needs low > 0, got {lo}; use e.g. [0.001, 1.0]")
 
 
 def _check_metric(cfg: SweepConfig, base: RunConfig, params: dict[str, Any], src: Source) -> None:
@@ -245,37 +237,11 @@ def _check_metric(cfg: SweepConfig, base: RunConfig, params: dict[str, Any], src
         )
 
 
-def _grid(params: dict[str, Any]) -> list[dict[str, Any]]:
-    keys = list(params)
-    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*params.values())]
-
-
-def _draw(params: dict[str, Any], n: int, seed: int) -> list[dict[str, Any]]:
-    rng = random.Random(seed)
-    return [{key: _sample(spec, rng) for key, spec in params.items()} for _ in range(n)]
-
-
-def _sample(spec: Any, rng: random.Random) -> Any:
-    if isinstance(spec, list):
-        return copy.deepcopy(rng.choice(spec))
-    ((kind, args),) = spec.items()
-    if kind == "choice":
-        return copy.deepcopy(rng.choice(args))
-    if kind == "int":
-        return rng.randint(args[0], args[1])
-    lo, hi = float(args[0]), float(args[1])
-    x = (
-        rng.uniform(lo, hi)
-        if kind == "uniform"
-        else math.exp(rng.uniform(math.log(lo), math.log(hi)))
-    )
-    return float(f"{x:.4g}")  # readable in tables and the UI; the hash sees the rounded value
-
-
 def _trial_config(
     base_data: dict[str, Any], base: RunConfig, point: dict[str, Any], seed: int, file: str
 ) -> RunConfig:
-    data = copy.deepcopy(base_data)
+    # Swept keys are `section.field` or `field` (sections hold no sections): copy two levels.
+    data = {k: dict(v) if isinstance(v, dict) else v for k, v in base_data.items()}
     for key, value in point.items():
         set_dotted(data, key, copy.deepcopy(value), f"{file}: params.{key}")
     data["seed"] = seed

@@ -10,34 +10,46 @@ from typing import Any
 
 import yaml
 
+from runner.config.limits import MAX_YAML_BYTES, FileProblem, check_yaml, read_file
 from runner.config.schema import kind_of
 from runner.errors import ConfigError
+from runner.redact import clip, quote
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """The top-level mapping of a YAML file, read with `yaml.safe_load` only."""
     name = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_file(path, MAX_YAML_BYTES, "a config is a few KB; check the path").decode()
     except FileNotFoundError:
         raise ConfigError(f"{name}: file not found; check the path") from None
-    except (OSError, UnicodeDecodeError) as e:
+    except FileProblem as e:
+        raise ConfigError(f"{name}: {e}") from None
+    except UnicodeDecodeError as e:
         raise ConfigError(f"{name}: cannot read the file ({e}); check the path") from None
     try:
-        data = yaml.safe_load(text)
+        check_yaml(text, name)
+        loader = yaml.SafeLoader(text)  # as yaml.safe_load, keeping the node tree
+        node = loader.get_single_node()
+        repeated = _repeated_key(node)  # before construction merges `<<:` keys into the tree
+        data = loader.construct_document(node) if node is not None else None
     except yaml.constructor.ConstructorError as e:
         line = f"line {e.problem_mark.line + 1}: " if e.problem_mark else ""
         raise ConfigError(
             f"{name}: {line}YAML tags such as '!!python/...' are not allowed; "
             "write plain values (numbers, strings, lists, mappings)"
         ) from None
+    except yaml.reader.ReaderError as e:  # a control character: /proc/self/environ, a binary
+        at = f"character #x{e.character:04x} at position {e.position}"
+        raise ConfigError(f"{name}: not YAML text ({at}); check the path") from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ConfigError(f"{name}: {at}malformed YAML ({e.problem}); fix the syntax") from None
+        problem = clip(str(e.problem), 80)
+        raise ConfigError(f"{name}: {at}malformed YAML ({problem}); fix the syntax") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{name}: malformed YAML ({e}); fix the syntax") from None
-    if repeated := _repeated_key(yaml.compose(text, Loader=yaml.SafeLoader)):
+    if repeated:
         key, first, again = repeated
         raise ConfigError(
             f"{name}: {key}: set twice (lines {first} and {again}), YAML would keep only the "
@@ -85,6 +97,7 @@ def parse_override(text: str, file: str = "") -> tuple[str, Any]:
     if not raw.strip():
         raise ConfigError(f"{prefix}--set {key}: empty value; write e.g. {key}=null to unset it")
     try:
+        check_yaml(raw, file, f"--set {key}")
         value = yaml.safe_load(raw)
     except yaml.constructor.ConstructorError:
         raise ConfigError(
@@ -93,7 +106,8 @@ def parse_override(text: str, file: str = "") -> tuple[str, Any]:
     except yaml.YAMLError as e:
         problem = getattr(e, "problem", None) or "cannot parse"
         raise ConfigError(
-            f"{prefix}--set {key}: malformed value {raw!r} ({problem}); write e.g. 0.05 or [8, 8]"
+            f"{prefix}--set {key}: malformed value {quote(raw)} ({clip(str(problem), 80)}); "
+            "write e.g. 0.05 or [8, 8]"
         ) from None
     return key, value
 

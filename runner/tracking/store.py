@@ -22,6 +22,7 @@ import mlflow
 
 from runner.errors import BackendError
 from runner.interrupts import protected
+from runner.redact import mask_uri
 
 
 def resolve_tracking_uri(cli_uri: str | None, config_uri: str | None) -> str:
@@ -132,8 +133,8 @@ def check_server(uri: str, timeout: float = 5.0) -> None:
             resp.read()
     except OSError as exc:
         raise BackendError(
-            f"{uri}: no MLflow tracking server answers ({exc}); start one with `mlflow server` "
-            "(see `mgrun ui --help`) or fix --tracking-uri / MLFLOW_TRACKING_URI"
+            f"{mask_uri(uri)}: no MLflow tracking server answers ({exc}); start one with "
+            "`mlflow server` (see `mgrun ui --help`) or fix --tracking-uri / MLFLOW_TRACKING_URI"
         ) from exc
 
 
@@ -160,8 +161,8 @@ def ui_command(uri: str, host: str = "127.0.0.1", port: int = 5000) -> list[str]
     root = artifact_root(uri)
     if root is None:
         raise BackendError(
-            f"{uri}: this is already a tracking server; open it in a browser. `mgrun ui` serves "
-            "local stores (sqlite:///..., file:...)"
+            f"{mask_uri(uri)}: this is already a tracking server; open it in a browser. `mgrun ui` "
+            "serves local stores (sqlite:///..., file:...)"
         )
     return server_command(uri, root, host, port, default_artifact_root=root)
 

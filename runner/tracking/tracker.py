@@ -24,6 +24,7 @@ from mlflow.utils import validation as limits
 from runner.errors import BackendError
 from runner.interrupts import protected
 from runner.record import TrialRecord
+from runner.redact import mask_uri
 from runner.tracking import entities as ent
 from runner.tracking.model import log_model
 from runner.tracking.store import (
@@ -79,11 +80,13 @@ class Tracker(StoredRuns):
             raise
         except Exception as exc:  # whatever the store raised, it cannot be used
             text = exc.message if isinstance(exc, MlflowException) else str(exc)
-            raise BackendError(f"{uri}: cannot use the tracking store: {text.strip()}") from exc
+            text = text.replace(uri, mask_uri(uri)).strip()
+            raise BackendError(f"{mask_uri(uri)}: cannot use the tracking store: {text}") from exc
         if exp.lifecycle_stage != "active":
             raise BackendError(
-                f"{uri}: experiment {experiment_name!r} is deleted; restore it (mlflow experiments "
-                f"restore --experiment-id {exp.experiment_id}) or choose another with --experiment"
+                f"{mask_uri(uri)}: experiment {experiment_name!r} is deleted; restore it (mlflow "
+                f"experiments restore --experiment-id {exp.experiment_id}) or choose another with "
+                "--experiment"
             )
         self.experiment_id: str = exp.experiment_id
 

@@ -32,7 +32,8 @@ from engine.activations import ACTIVATIONS
 from engine.graph import draw_dot, graphviz_available, render, sample_graph
 from engine.losses import LOSSES
 from engine.nn import MLP
-from runner.config.run import RunConfig, flatten
+from runner.config.keys import flatten
+from runner.config.run import RunConfig
 from runner.config.spec import TrialSpec
 from runner.datasets import Dataset
 from runner.record import Metric, TrialRecord, TrialResult

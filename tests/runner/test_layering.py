@@ -17,12 +17,13 @@ PACKAGES = ("engine", "runner")
 # stage -> the stages it may import (itself included). The flow: config -> trial specs ->
 # execution -> training -> record -> tracking; commands drive them and the CLI calls commands.
 # errors and interrupts stand beside the flow: anything in runner/ may raise or defer.
-LOW = {"runner.errors", "runner.interrupts"}
+LOW = {"runner.errors", "runner.interrupts", "runner.redact"}
 BELOW_TRAINING = LOW | {"engine", "runner.config", "runner.datasets", "runner.record"}
 ALLOWED: dict[str, set[str]] = {
     "engine": {"engine"},
     "runner.errors": {"runner.errors"},
     "runner.interrupts": {"runner.interrupts"},
+    "runner.redact": {"runner.redact"},
     "runner.config": LOW | {"engine", "runner.config"},
     "runner.datasets": LOW | {"runner.config", "runner.datasets"},
     "runner.record": LOW | {"runner.config", "runner.record"},
