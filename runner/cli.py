@@ -61,6 +61,15 @@ def user_errors(command: Callable[..., int | None]) -> Callable[..., None]:
         except KeyboardInterrupt:
             typer.secho("interrupted", err=True, fg=typer.colors.YELLOW)
             raise typer.Exit(130) from None
+        except OSError as exc:  # a full disk, a read-only store: the open run was ended FAILED
+            where = f" ({exc.filename})" if exc.filename else ""
+            typer.secho(
+                f"error: cannot write{where}: {exc.strerror or exc}; a run it was writing is "
+                "ended FAILED, and the next mgrun on a writable store closes what was left",
+                err=True,
+                fg=typer.colors.RED,
+            )
+            raise typer.Exit(1) from None
         raise typer.Exit(code or 0)
 
     return wrapper

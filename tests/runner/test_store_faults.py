@@ -135,3 +135,21 @@ def test_two_trains_on_one_fresh_store_at_the_same_moment_both_finish(tmp_path):
     outs = [p.communicate(timeout=240) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
     assert sorted(status for _, status in _runs(db)) == ["FINISHED", "FINISHED"]
+
+
+@pytest.mark.timeout(300)
+def test_an_artifact_store_that_cannot_be_written_ends_the_run_failed_in_one_line(tmp_path):
+    db = tmp_path / "mlflow.db"
+    uri = f"sqlite:///{db}"
+    args = ["train", str(CONFIGS / "moons.yaml"), "--no-progress", "--tracking-uri", uri]
+    assert mgrun(tmp_path, *args, "--set", "training.steps=2").returncode == 0  # the store
+    mlruns = tmp_path / "mlruns"
+    backup = tmp_path / "mlruns.ok"
+    mlruns.rename(backup)
+    mlruns.write_text("not a folder: nothing can be written under it\n")
+    done = mgrun(tmp_path, *args, "--set", "training.steps=3")
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot write"), done.stderr
+    assert "Traceback" not in done.stderr
+    assert sorted(status for _, status in _runs(db)) == ["FAILED", "FINISHED"]
