@@ -210,10 +210,11 @@ def ui(
     """
     import subprocess
 
-    from runner.tracking import resolve_tracking_uri, ui_command
+    from runner.tracking import resolve_tracking_uri, ui_banner, ui_command
 
-    argv = ui_command(resolve_tracking_uri(tracking_uri, None), host, port)
-    typer.echo(f"MLflow UI on http://{host}:{port} (Ctrl-C stops it)")
+    uri = resolve_tracking_uri(tracking_uri, None)
+    argv = ui_command(uri, host, port)
+    typer.echo(ui_banner(uri, host, port))
     return subprocess.call(argv)
 
 

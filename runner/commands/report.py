@@ -39,6 +39,7 @@ class SweepOutcome:
     rows: list[Row]
     best: Row | None
     seconds: float
+    experiment_id: str
 
     @property
     def all_finished(self) -> bool:
@@ -153,4 +154,6 @@ def print_report(sweep: Sweep, outcome: SweepOutcome, explicit_uri: bool) -> Non
     else:
         typer.echo(f"best: none (no finished trial has {metric})")
     typer.echo(f"sweep run {outcome.parent_run_id} in {outcome.uri}")
-    typer.echo("browse it: mgrun ui" + (f" --tracking-uri {outcome.uri}" if explicit_uri else ""))
+    from runner.tracking import browse_line
+
+    typer.echo(browse_line(outcome.uri, explicit_uri, outcome.experiment_id))

@@ -165,7 +165,8 @@ def run_sweep(
         ordered = [rows[t.spec.index] for t in sweep.trials]
         best = best_row(ordered, sweep.config.maximize)
         _log_summary(tracker, parent, sweep, ordered, best)
-    return SweepOutcome(parent, uri, ordered, best, time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    return SweepOutcome(parent, uri, ordered, best, elapsed, tracker.experiment_id)
 
 
 def sweep_hash(sweep: Sweep) -> str:

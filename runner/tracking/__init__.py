@@ -1,7 +1,8 @@
 """The tracking stage, the only code that imports mlflow: where the store is (`store`), the
-`Tracker` that writes complete trial records to it (`tracker`), and the pyfunc model that a
-logged run serves (`pyfunc_model`)."""
+`Tracker` that writes complete trial records to it (`tracker`), the pyfunc model that a
+logged run serves (`pyfunc_model`) and links into the UI (`links`)."""
 
+from runner.tracking.links import browse_line, experiment_url, run_url, ui_banner
 from runner.tracking.store import (
     artifact_root,
     resolve_experiment,
@@ -16,9 +17,13 @@ __all__ = [
     "RunGuard",
     "Tracker",
     "artifact_root",
+    "browse_line",
+    "experiment_url",
     "resolve_experiment",
     "resolve_tracking_uri",
     "run_guard",
+    "run_url",
     "server_command",
+    "ui_banner",
     "ui_command",
 ]
