@@ -48,6 +48,7 @@ class SweepOutcome:
     rows: list[Row]
     best: Row | None
     seconds: float
+    experiment_id: str
 
     @property
     def all_finished(self) -> bool:
@@ -168,7 +169,9 @@ def print_report(sweep: Sweep, outcome: SweepOutcome, explicit_uri: bool) -> Non
         typer.echo(f"best: none (no finished trial has {metric})")
     uri = mask_uri(outcome.uri)
     typer.echo(f"sweep run {outcome.parent_run_id} in {uri}")
-    typer.echo("browse it: mgrun ui" + (f" --tracking-uri {uri}" if explicit_uri else ""))
+    from runner.tracking import browse_line  # mlflow is loaded by now
+
+    typer.echo(browse_line(uri, explicit_uri, outcome.experiment_id))
 
 
 def sweep_hash(sweep: Sweep) -> str:

@@ -194,7 +194,8 @@ def run_sweep(
         give_full_records(tracker, sweep, ordered, kept, datasets, keep_top)
         best = best_row(ordered, sweep.config.maximize)
         log_summary(tracker, parent, sweep, ordered, best)
-    return SweepOutcome(parent, uri, ordered, best, time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    return SweepOutcome(parent, uri, ordered, best, elapsed, tracker.experiment_id)
 
 
 def _resumed(tracker: Any, sweep: Sweep) -> dict[int, Row]:

@@ -92,11 +92,13 @@ def train_command(
         guard.reason = result.reason
         guard.traceback = result.traceback
 
-    _summary(result, run_id, uri, tracking_uri is not None)
+    _summary(result, run_id, uri, tracking_uri is not None, tracker.experiment_id)
     return 0 if result.status == "FINISHED" else 1
 
 
-def _summary(result, run_id: str, uri: str, explicit_uri: bool) -> None:
+def _summary(result, run_id: str, uri: str, explicit_uri: bool, experiment_id: str) -> None:
+    from runner.tracking import browse_line
+
     final = result.final_metrics
     shown = [
         k for k in ("train_loss", "train_accuracy", "test_loss", "test_accuracy") if k in final
@@ -108,5 +110,4 @@ def _summary(result, run_id: str, uri: str, explicit_uri: bool) -> None:
         typer.secho(f"FAILED: {result.reason}", err=True, fg=typer.colors.RED)
     uri = mask_uri(uri)
     typer.echo(f"run {run_id} in {uri}")
-    ui = "mgrun ui" + (f" --tracking-uri {uri}" if explicit_uri else "")
-    typer.echo(f"browse it: {ui}")
+    typer.echo(browse_line(uri, explicit_uri, experiment_id, run_id))

@@ -34,9 +34,10 @@ def serve(tracking_uri: str | None, host: str, port: int, verbose: bool = False)
     """Serve the MLflow UI on the local store until a signal stops it (KeyboardInterrupt, after
     the server is gone). MgrunError if the address cannot be served or the server stops."""
     check_address(host, port)
-    from runner.tracking import resolve_tracking_uri, ui_command  # mlflow: seconds to import
+    from runner.tracking import resolve_tracking_uri, ui_banner, ui_command  # mlflow: seconds
 
-    argv = ui_command(resolve_tracking_uri(tracking_uri, None), host, port)
+    uri = resolve_tracking_uri(tracking_uri, None)
+    argv = ui_command(uri, host, port)
     if exposed(host):
         typer.secho(
             f"warning: serving the MLflow UI without authentication to the network ({host}); "
@@ -44,7 +45,7 @@ def serve(tracking_uri: str | None, host: str, port: int, verbose: bool = False)
             err=True,
             fg=typer.colors.YELLOW,
         )
-    typer.echo(f"MLflow UI on http://{host}:{port} (Ctrl-C stops it)")
+    typer.echo(ui_banner(uri, host, port))
     quiet: dict[str, Any] = {}
     if not verbose:
         argv = argv + QUIET_ARGS

@@ -20,8 +20,16 @@ PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
 ENGINE_DIR = Path(engine.__file__).parent
 # An INFO line per logged model ("Validating input example ...") would drown a sweep's progress.
 logging.getLogger("mlflow.pyfunc").setLevel(logging.WARNING)
-# Outputs only: an input schema would make MLflow reject feature columns given by position.
-PREDICTIONS = ModelSignature(outputs=Schema([ColSpec("long", "label"), ColSpec("string", "class")]))
+PREDICTIONS = Schema([ColSpec("long", "label"), ColSpec("string", "class")])
+
+
+def signature(features: list[str]) -> ModelSignature:
+    """One double column per feature, by name, and the predictions. The columns are marked
+    optional only so that MLflow hands every frame to `MgrunModel.predict`, which refuses a
+    missing one in one line naming it; MLflow's own refusal embeds the whole frame in its
+    message. Extra columns are dropped, with a warning that names them."""
+    inputs = Schema([ColSpec("double", name, required=False) for name in features])
+    return ModelSignature(inputs=inputs, outputs=PREDICTIONS)
 
 
 def log_model(
@@ -45,7 +53,7 @@ def log_model(
                 artifacts={"model": str(model_json)},
                 code_paths=[str(ENGINE_DIR)],
                 pip_requirements=[f"mlflow=={mlflow.__version__}", f"pandas=={version('pandas')}"],
-                signature=PREDICTIONS,
+                signature=signature([str(c) for c in example.columns]),
                 input_example=example,
                 mlflow_model=Model(
                     artifact_path=logged.artifact_location,

@@ -6,10 +6,11 @@ class names, feature scaling, decision rule) and rebuilds the engine's MLP. The 
 travels in the model's code path, so loading needs neither mgrun nor `runner`: do not import
 `runner` here.
 
-`predict(df)` takes a pandas DataFrame of features, matched to the training feature names when
-every name is a column and by position otherwise, and returns a DataFrame with one row per input
-row: `label` (the predicted class index, as in the training labels) and `class` (its name).
-Features are raw values: a model trained with `dataset.standardize` scales them itself.
+`predict(df)` takes a pandas DataFrame with a column per training feature, by name (the model's
+signature lists them; other columns are ignored), and returns a DataFrame with one row per input
+row: `label` (the predicted class index, as in the training labels) and `class` (its name). A
+frame without some feature column is refused in one line naming them. Features are raw values: a
+model trained with `dataset.standardize` scales them itself.
 """
 
 from __future__ import annotations
@@ -39,15 +40,11 @@ class MgrunModel(mlflow.pyfunc.PythonModel):
     def predict(
         self, context: mlflow.pyfunc.PythonModelContext, model_input: pd.DataFrame, params=None
     ) -> pd.DataFrame:
-        df = pd.DataFrame(model_input).rename(columns=str)
-        if set(self.features) <= set(df.columns):
-            df = df[self.features]
-        elif df.shape[1] != len(self.features):
-            raise ValueError(
-                f"expected the {len(self.features)} feature columns {self.features}, "
-                f"got {list(df.columns)}"
-            )
-        rows = df.astype(float).values.tolist()
+        df = pd.DataFrame(model_input)
+        missing = [name for name in self.features if name not in df.columns]
+        if missing:
+            raise ValueError(f"missing columns {missing}; expected {self.features}")
+        rows = df[self.features].astype(float).values.tolist()
         if self.scale:
             mean, std = self.scale["mean"], self.scale["std"]
             rows = [[(v - m) / s for v, m, s in zip(r, mean, std, strict=True)] for r in rows]

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 from mlflow import MlflowClient
+from mlflow.models import Model
 
 from engine.batch import predict
 from engine.graph import graphviz_available
@@ -219,20 +220,38 @@ def _tree(root: Path) -> set[str]:
     return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
 
 
-def test_the_model_predicts_in_a_fresh_process_from_its_own_code(tracker, trained, tmp_path):
+@pytest.fixture(scope="module")
+def fresh(store, trained, tmp_path_factory):
+    """What a fresh process (no runner, its own working directory) gets from a logged model."""
     cfg, data, result = trained
+    tracker = Tracker(store, "fresh")
     run_id = tracker.start_run("tiny")
     with run_guard(tracker, run_id):
-        tracker.log_record(run_id, make_record(TrialSpec(cfg), result, data))
+        model_id = tracker.log_record(run_id, make_record(TrialSpec(cfg), result, data))
     model = build_model(cfg, data)
     model.load_state_dict(result.state)
     rows = [list(x) for x in data.X_train + data.X_test]
-    got = _predict_in_fresh_process(tracker.uri, run_id, rows, tmp_path)
-    expected = predict(model, rows)
-    assert got["by_name"] == got["by_position"] == expected
+    got = _predict_in_fresh_process(store, run_id, rows, tmp_path_factory.mktemp("p"), model_id)
+    return got, predict(model, rows)
+
+
+def test_the_model_predicts_in_a_fresh_process_from_its_own_code(fresh):
+    got, expected = fresh
+    assert got["by_name"] == got["reordered"] == got["by_model_id"] == expected
     assert got["classes"] == [str(k) for k in expected]
     assert "/code/engine/" in got["engine"] and not got["engine"].startswith("/work/main/engine")
     assert got["runner_imported"] is False
+
+
+def test_the_model_refuses_missing_or_renamed_columns_in_one_line(fresh):
+    got, _ = fresh
+    assert got["schema"] == [["x1", "double"], ["x2", "double"]]
+    refused = "ValueError: missing columns {}; expected ['x1', 'x2']"
+    assert got["refused"] == {
+        "missing": refused.format(["x2"]),
+        "renamed": refused.format(["x1", "x2"]),
+        "by_position": refused.format(["x1", "x2"]),  # positional columns were accepted once
+    }
 
 
 _LOAD = """
@@ -240,19 +259,36 @@ import json, sys
 import mlflow, pandas as pd
 rows = json.loads(sys.argv[2])
 m = mlflow.pyfunc.load_model(f"runs:/{sys.argv[1]}/model")
-by_name = m.predict(pd.DataFrame(rows, columns=["x1", "x2"]))
-by_position = m.predict(pd.DataFrame(rows))
+df = pd.DataFrame(rows, columns=["x1", "x2"])
+by_name = m.predict(df)
+by_id = mlflow.pyfunc.load_model(f"models:/{sys.argv[3]}") if sys.argv[3:] else m
+
+
+def refusal(frame):
+    try:
+        m.predict(frame)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
 print(json.dumps({
     "by_name": by_name["label"].tolist(),
-    "by_position": by_position["label"].tolist(),
+    "reordered": m.predict(df[["x2", "x1"]])["label"].tolist(),
+    "by_model_id": by_id.predict(df)["label"].tolist(),
     "classes": by_name["class"].tolist(),
+    "schema": [[c.name, c.type.name] for c in m.metadata.get_input_schema().inputs],
+    "refused": {
+        "missing": refusal(df[["x1"]]),
+        "renamed": refusal(df.rename(columns={"x1": "a", "x2": "b"})),
+        "by_position": refusal(pd.DataFrame(rows)),
+    },
     "engine": sys.modules["engine"].__file__,
     "runner_imported": any(k == "runner" or k.startswith("runner.") for k in sys.modules),
 }))
 """
 
 
-def test_a_standardized_model_shows_its_example_in_raw_units(tracker):
+def test_a_model_names_its_feature_columns_and_shows_its_example_in_raw_units(tracker):
     cfg = load_run_config(CONFIGS / "csv_example.yaml", ["training.steps=5"])
     data = make_dataset(cfg.dataset, cfg.seed, cfg.base_dir)
     raw = make_dataset(replace(cfg.dataset, standardize=False), cfg.seed, cfg.base_dir)
@@ -264,14 +300,21 @@ def test_a_standardized_model_shows_its_example_in_raw_units(tracker):
     model = tracker.client.get_logged_model(model_id)
     example = json.loads((Path(model.artifact_location) / "input_example.json").read_text())
     assert example["columns"] == list(cfg.dataset.features)
+    signature = Model.load(str(Path(model.artifact_location) / "MLmodel")).signature
+    assert [(c.name, c.type.name) for c in signature.inputs.inputs] == [
+        (name, "double") for name in cfg.dataset.features
+    ]
+    assert signature.outputs.input_names() == ["label", "class"]
     assert example["data"] == [pytest.approx(list(x)) for x in raw.X_train[:5]]
 
 
-def _predict_in_fresh_process(uri: str, run_id: str, rows, tmp_path: Path) -> dict:
+def _predict_in_fresh_process(
+    uri: str, run_id: str, rows, tmp_path: Path, model_id: str | None = None
+) -> dict:
     cwd = tmp_path / "fresh"
     cwd.mkdir()
     done = subprocess.run(
-        [PY, "-c", _LOAD, run_id, json.dumps(rows)],
+        [PY, "-c", _LOAD, run_id, json.dumps(rows), *([model_id] if model_id else [])],
         cwd=cwd,
         env=_env(MLFLOW_TRACKING_URI=uri),
         capture_output=True,

@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from runner.cli import app
-from tests.support import CONFIGS
+from tests.support import CONFIGS, ROOT
 
 MGRUN = [sys.executable, "-m", "runner.cli"]
 
@@ -233,3 +233,19 @@ def test_default_store_is_mlflow_db_in_the_working_directory(tmp_path):
     assert (tmp_path / "mlflow.db").exists() and (tmp_path / "mlruns").is_dir()
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     assert only_run(client, "xor").info.status == "FINISHED"
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("verbose", ["", "1"])
+def test_a_new_store_is_created_quietly_unless_mgrun_verbose_asks(tmp_path, verbose):
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env.update(PYTHONPATH=str(ROOT), MGRUN_VERBOSE=verbose)  # this checkout's runner
+    cmd = [*MGRUN, "train", str(CONFIGS / "xor.yaml"), "--set", "training.steps=5"]
+    cmd += ["--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"]
+    out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    said = [line for line in (out.stdout + out.stderr).splitlines() if "INFO" in line]
+    if verbose:
+        assert [line for line in said if "Creating initial MLflow database tables" in line], said
+    else:
+        assert not said, said
