@@ -462,7 +462,7 @@ def test_store_errors_and_summaries_do_not_show_the_password(capsys):
         Tracker(uri, "e")
     assert "pa55word" not in str(info.value) and "user:***@127.0.0.1" in str(info.value)
     result = SimpleNamespace(final_metrics={}, status="FINISHED", seconds=1.0, reason=None)
-    _summary(result, "abc", uri, explicit_uri=True)
+    _summary(result, "abc", uri, explicit_uri=True, experiment_id="1")
     out = capsys.readouterr()
     assert "pa55word" not in out.out + out.err and "user:***@" in out.out
 
