@@ -96,8 +96,8 @@ def prepare_sqlite(uri: str) -> Path | None:
             raise PermissionError(f"{path} is read-only")
     except OSError as exc:
         raise BackendError(
-            f"{uri}: the store cannot be written ({exc.strerror or exc}); "
-            "choose a writable place with --tracking-uri"
+            f"{uri}: cannot use the tracking store: it cannot be written there "
+            f"({exc.strerror or exc}); choose a writable place with --tracking-uri"
         ) from None
     with locked(path.parent):  # one creator at a time; the others then find the file
         if not path.exists():

@@ -97,7 +97,7 @@ def test_recorded_scaling_reproduces_the_standardized_dataset_bit_for_bit():
     assert rescaled == list(data.X_train)
 
 
-def test_the_pyfunc_model_takes_raw_features_by_name_or_position(tmp_path):
+def test_the_pyfunc_model_takes_raw_features_by_name_and_refuses_others(tmp_path):
     cfg = load_run_config(CONFIGS / "csv_example.yaml", ["training.steps=20"])
     data = make_dataset(cfg.dataset, cfg.seed, cfg.base_dir)
     result = run_trial(TrialSpec(cfg))
@@ -121,10 +121,11 @@ def test_the_pyfunc_model_takes_raw_features_by_name_or_position(tmp_path):
     by_name = model.predict(None, raw)  # extra columns (the label) are ignored
     assert by_name["label"].tolist() == expected
     assert by_name["class"].tolist() == [data.class_names[k] for k in expected]
-    by_position = model.predict(None, pd.DataFrame(raw[names].values))
-    assert by_position["label"].tolist() == expected
     reordered = model.predict(None, raw[names[::-1]])
     assert reordered["label"].tolist() == expected
-    with pytest.raises(ValueError, match="expected the 2 feature columns"):
+    # by position was accepted before the signature named the columns: now one clear line
+    with pytest.raises(ValueError, match=r"^missing columns .*; expected"):
+        model.predict(None, pd.DataFrame(raw[names].values))
+    with pytest.raises(ValueError, match=r"^missing columns .*; expected"):
         model.predict(None, pd.DataFrame({"a": [1.0], "b": [2.0], "c": [3.0]}))
     assert model.predict(None, raw[names].iloc[:0])["label"].tolist() == []
