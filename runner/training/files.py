@@ -29,6 +29,7 @@ from pathlib import Path
 import yaml
 
 from engine.activations import ACTIVATIONS
+from engine.batch import predict
 from engine.graph import draw_dot, graphviz_available, render, sample_graph
 from engine.losses import LOSSES
 from engine.nn import MLP
@@ -150,15 +151,35 @@ def _pictures(
         files["plots/loss.png"] = plots.loss_curves(result.metrics)
     if model is None or data is None:
         return files
+    from runner.training.graph_picture import neuron_png
+
     files["plots/final_gradients.png"] = plots.final_gradients(result.final_gradients)
+    decision = LOSSES[config.training.loss].decision
     if data.n_features == 2:
-        argmax = LOSSES[config.training.loss].decision == "argmax"
         files["plots/decision_boundary.png"] = plots.decision_boundary(
-            lambda gx, gy: grid_classes(model, gx, gy, argmax),
+            lambda gx, gy: grid_classes(model, gx, gy, decision == "argmax"),
             data.X_train,
             data.y_train,
             names=data.feature_names,
+            class_names=data.class_names,
+            X_test=data.X_test,
+            y_test=data.y_test,
         )
+    else:  # more features than a plane shows: which classes the model tells apart
+        X, y, split = (
+            (data.X_test, data.y_test, "test")
+            if data.X_test
+            else (
+                data.X_train,
+                data.y_train,
+                "training",
+            )
+        )
+        files["plots/confusion_matrix.png"] = plots.confusion_matrix(
+            y, predict(model, X, decision), data.class_names, f"confusion matrix, {split} split"
+        )
+    # the lesson's picture: one neuron of the trained model on one training row
+    files["plots/neuron.png"] = neuron_png(model, data.X_train[0], 0, 0, "training row 0")
     files.update(graph_files(model, data))
     return files
 

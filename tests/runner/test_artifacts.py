@@ -45,6 +45,7 @@ def test_a_finished_trial_has_every_file():
         "plots/loss.png",
         "plots/final_gradients.png",
         "plots/decision_boundary.png",
+        "plots/neuron.png",
         "graph.dot",
     }
     assert expected <= set(files) <= expected | {"graph.svg"}
@@ -60,6 +61,14 @@ def test_a_failed_trial_has_its_config_and_curves_only():
     assert result.status == "FAILED"
     assert set(trial_files(cfg, result, data)) == {"config.yaml", "metrics.csv", "plots/loss.png"}
     assert set(trial_files(cfg, result, data, full=False)) == {"config.yaml", "metrics.csv"}
+
+
+def test_data_of_more_than_two_features_gets_a_confusion_matrix_instead():
+    iris = {"kind": "csv", "path": str(CONFIGS / "data" / "iris.csv"), "label": "species"}
+    cfg, data, result = _trained(iris, {"loss": "cross_entropy"})
+    files = trial_files(cfg, result, data)
+    assert "plots/confusion_matrix.png" in files and "plots/decision_boundary.png" not in files
+    assert files["plots/neuron.png"][:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_a_lean_record_has_the_weights_and_gradients_but_nothing_drawn():
