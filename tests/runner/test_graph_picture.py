@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -152,3 +155,15 @@ def test_mgrun_graph_neuron_refuses_with_one_line_and_exit_2(tmp_path, neuron, o
     assert result.exit_code == 2
     assert message in result.output and len(result.output.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_drawing_never_imports_pyplot():
+    code = (
+        "import sys; from engine.nn import Neuron; from engine.neuron import neuron_graph; "
+        "from runner.graph_picture import value_graph_png; "
+        "value_graph_png(neuron_graph(Neuron(2), [1.0, 2.0])); "
+        "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "MPLBACKEND")}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
