@@ -77,7 +77,7 @@ training: {steps: 200000, lr: 0.5, eval_every: 100}
 """
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)
 def test_sweep_workers_end_when_the_sweep_is_killed(tmp_path):
     (tmp_path / "long.yaml").write_text(BASE)
     (tmp_path / "s.yaml").write_text("base: long.yaml\nparams: {training.lr: [0.5, 1.0, 2.0]}\n")
@@ -88,7 +88,7 @@ def test_sweep_workers_end_when_the_sweep_is_killed(tmp_path):
         argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        wait_for(lambda: len(list(tmp_path.glob("mgrun-marks-*/*"))) == 2, timeout=90)
+        wait_for(lambda: len(list(tmp_path.glob("mgrun-marks-*/*"))) == 2, timeout=150)
         workers = [
             p
             for p in psutil.Process(proc.pid).children(recursive=True)

@@ -75,7 +75,7 @@ def send_to_group(proc: subprocess.Popen, sig: int) -> None:
     os.killpg(proc.pid, sig)  # what a terminal's Ctrl-C does
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(240)
 @pytest.mark.parametrize(
     ("send", "sig"),
     [(send_to_pid, signal.SIGTERM), (send_to_pid, signal.SIGINT), (send_to_group, signal.SIGINT)],
