@@ -160,7 +160,7 @@ def test_mgrun_graph_neuron_refuses_with_one_line_and_exit_2(tmp_path, neuron, o
 def test_drawing_never_imports_pyplot():
     code = (
         "import sys; from engine.nn import Neuron; from engine.neuron import neuron_graph; "
-        "from runner.graph_picture import value_graph_png; "
+        "from runner.training.graph_picture import value_graph_png; "
         "value_graph_png(neuron_graph(Neuron(2), [1.0, 2.0])); "
         "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'"
     )
