@@ -37,3 +37,16 @@ def write_sweep(
     base_path.write_text(base)
     path.write_text(f"base: {os.path.relpath(base_path, path.parent)}\n" + text)
     return path
+
+
+def gone(procs: list) -> bool:
+    """Every psutil process exited (a zombie waiting for init to reap it counts as exited)."""
+    import psutil  # only the process tests need it
+
+    for p in procs:
+        try:
+            if p.status() != psutil.STATUS_ZOMBIE:
+                return False
+        except psutil.NoSuchProcess:
+            pass
+    return True

@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from runner.execution.lifeline import watch_parent
-from tests.support import wait_for
+from tests.support import gone, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,17 +32,6 @@ watch_parent(os.getppid())
 print("watching", flush=True)
 time.sleep(600)
 """
-
-
-def gone(procs: list[psutil.Process]) -> bool:
-    """Every process exited (a zombie waiting for init to reap it counts as exited)."""
-    for p in procs:
-        try:
-            if p.status() != psutil.STATUS_ZOMBIE:
-                return False
-        except psutil.NoSuchProcess:
-            pass
-    return True
 
 
 @pytest.mark.timeout(60)

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from runner.cli import app
 from runner.commands import ui as ui_server
 from runner.errors import MgrunError
-from tests.support import wait_for
+from tests.support import gone, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,17 +43,6 @@ def listening(port: int) -> bool:
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
     except OSError:
         return False
-    return True
-
-
-def gone(procs: list[psutil.Process]) -> bool:
-    """Every process exited (a zombie waiting for init to reap it counts as exited)."""
-    for p in procs:
-        try:
-            if p.status() != psutil.STATUS_ZOMBIE:
-                return False
-        except psutil.NoSuchProcess:
-            pass
     return True
 
 
