@@ -30,7 +30,7 @@ def neuron_graph(neuron: Neuron, x: Sequence[float], prefix: str = "x") -> Value
     dot.label = "w·x"
     n = dot + Value(neuron.b.data, label="b")
     n.label = "n"
-    out = n if neuron.activation == "linear" else getattr(n, neuron.activation)()
+    out = n if neuron.activation == "linear" else n.activate(neuron.activation)
     out.label = "out"
     out.backward()
     return out
