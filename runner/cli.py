@@ -4,7 +4,6 @@ that `mgrun --help` answers at once."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -241,7 +240,3 @@ def ui(
 
 def main() -> None:
     app(prog_name="mgrun")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -268,7 +268,7 @@ def one_run(tmp: Path, runs: int) -> list[str]:
     from runner.commands.train import train_command
 
     uri = f"sqlite:///{tmp}/warm.db"
-    train = [sys.executable, "-m", "runner.cli", "train", "configs/moons.yaml", "--no-progress"]
+    train = [sys.executable, "-m", "runner", "train", "configs/moons.yaml", "--no-progress"]
     train += ["--tracking-uri", uri]
     timed(train)  # creates the store: a one-off cost
     walls, imports = [], []

@@ -121,7 +121,7 @@ def sweep_file(tmp_path_factory) -> Path:
 
 
 def mgrun(path: Path, uri: str, *args: str, **kw) -> subprocess.Popen:
-    argv = [sys.executable, "-m", "runner.cli", "sweep", str(path), "--no-progress"]
+    argv = [sys.executable, "-m", "runner", "sweep", str(path), "--no-progress"]
     return subprocess.Popen(
         [*argv, "--tracking-uri", uri, *args],
         cwd=ROOT,

@@ -25,7 +25,7 @@ from runner.errors import ConfigError, DataError
 from runner.redact import clip, mask_uri, quote
 
 ROOT = Path(__file__).resolve().parents[2]
-MGRUN = [sys.executable, "-m", "runner.cli"]
+MGRUN = [sys.executable, "-m", "runner"]
 BASE = """\
 name: tiny
 seed: 5

@@ -193,7 +193,7 @@ def start(tmp_path: Path, template: Path, name: str, command: list[str], **job) 
     (where / "fast.yaml").write_text(FAST)
     (where / "sweep.yaml").write_text(SWEEP)
     db = Path(shutil.copy(template, where / "mlflow.db"))
-    argv = [sys.executable, "-m", "runner.cli", *command, "--no-progress"]
+    argv = [sys.executable, "-m", "runner", *command, "--no-progress"]
     argv = [str(where / a) if a.endswith(".yaml") else a for a in argv]
     argv += ["--tracking-uri", f"sqlite:///{db}"]
     proc = subprocess.Popen(
@@ -273,3 +273,42 @@ def workers(job: Job) -> list[psutil.Process]:
             if "LokyProcess" in " ".join(p.cmdline()):
                 found.append(p)
     return found
+
+
+
+def _starting(pid: int) -> bool | None:
+    """True while the process is still importing the CLI with a handler for SIGTERM installed
+    (Python has none of its own, mgrun's entry point installs one before importing anything
+    heavy); False once the CLI's imports reached the config's YAML extension; None before either."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+    if "yaml/_yaml" in maps:
+        return False
+    caught = next(line for line in status.splitlines() if line.startswith("SigCgt:"))
+    return True if int(caught.split()[1], 16) >> (signal.SIGTERM - 1) & 1 else None
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_mgrun_starts_exits_130_quietly_and_creates_nothing(tmp_path, sig):
+    (tmp_path / "fast.yaml").write_text(FAST)
+    argv = [sys.executable, "-m", "runner", "train", "fast.yaml", "--no-progress"]
+    landed = 0
+    for _ in range(5):  # a loaded machine may get through the imports before the first look
+        proc = subprocess.Popen(argv, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+        try:
+            early = wait_for(lambda: _starting(proc.pid) is not None, timeout=60)
+            landed += bool(early) and _starting(proc.pid) is True
+            proc.send_signal(sig)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 130, err
+        assert err.strip() == "interrupted", err
+        assert not (tmp_path / "mlflow.db").exists()
+        if landed:
+            break
+    assert landed, "no signal landed while mgrun was importing its CLI"

@@ -70,7 +70,7 @@ training: {steps: 200000, lr: 0.5, eval_every: 100}
 def test_sweep_workers_end_when_the_sweep_is_killed(tmp_path):
     (tmp_path / "long.yaml").write_text(BASE)
     (tmp_path / "s.yaml").write_text("base: long.yaml\nparams: {training.lr: [0.5, 1.0, 2.0]}\n")
-    argv = [sys.executable, "-m", "runner.cli", "sweep", str(tmp_path / "s.yaml"), "--n-jobs", "2"]
+    argv = [sys.executable, "-m", "runner", "sweep", str(tmp_path / "s.yaml"), "--n-jobs", "2"]
     argv += ["--no-progress", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
     env = {**os.environ, "TMPDIR": str(tmp_path)}  # where the workers mark trials they start
     proc = subprocess.Popen(

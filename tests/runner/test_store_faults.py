@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 
 from tests.support import CONFIGS, wait_for
 
-MGRUN = [sys.executable, "-m", "runner.cli"]
+MGRUN = [sys.executable, "-m", "runner"]
 
 
 def mgrun(cwd: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:

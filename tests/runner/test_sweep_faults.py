@@ -34,7 +34,7 @@ def write_sweep(tmp_path: Path, lrs: str, seeds: str = "[1, 2]") -> Path:
 
 
 def start(tmp_path: Path, path: Path, *args: str) -> subprocess.Popen:
-    argv = [sys.executable, "-m", "runner.cli", "sweep", str(path), "--no-progress", *args]
+    argv = [sys.executable, "-m", "runner", "sweep", str(path), "--no-progress", *args]
     argv += ["--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
     return subprocess.Popen(
         argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

@@ -15,9 +15,9 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from runner.cli import app
-from tests.support import CONFIGS, ROOT
+from tests.support import CONFIGS, ROOT, wait_for
 
-MGRUN = [sys.executable, "-m", "runner.cli"]
+MGRUN = [sys.executable, "-m", "runner"]
 
 
 class Store:
@@ -204,6 +204,9 @@ def test_interrupting_a_run_ends_it_killed(tmp_path, sig):
     cmd += ["--set", "training.steps=100000", "--no-progress"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
+        # mgrun makes the store under a temporary name and moves it into place: wait for that, or
+        # this client would create a second one at the same path
+        wait_for(lambda: (tmp_path / "mlflow.db").exists())
         client = MlflowClient(uri)
         run_id = wait_for_running(client, "spirals")
         proc.send_signal(sig)

@@ -46,7 +46,7 @@ def test_the_printed_links_open_the_model_training_view(tmp_path):
     log = tmp_path / "ui.log"
     with open(log, "wb") as out:
         ui = subprocess.Popen(
-            [sys.executable, "-m", "runner.cli", "ui", "--port", str(port), "--tracking-uri", uri],
+            [sys.executable, "-m", "runner", "ui", "--port", str(port), "--tracking-uri", uri],
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -72,7 +72,7 @@ def send_to_group(proc: subprocess.Popen, sig: int) -> None:
 )
 def test_a_signal_stops_the_ui_and_every_process_it_started(store, tmp_path, send, sig):
     port = free_port()
-    argv = [sys.executable, "-m", "runner.cli", "ui", "--tracking-uri", store, "--port", str(port)]
+    argv = [sys.executable, "-m", "runner", "ui", "--tracking-uri", store, "--port", str(port)]
     log = tmp_path / "ui.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
