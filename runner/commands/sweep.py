@@ -8,21 +8,18 @@ FINISHED run in the experiment are not run again unless `fresh`.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import time
-import traceback
-from collections.abc import Callable, Sequence
-from contextlib import closing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from runner import interrupts
-from runner.commands.keep_top import Candidates, give_full_records, run_name
-from runner.commands.progress import SweepBar, sweep_progress
+from runner.commands.batches import Batches
+from runner.commands.keep_top import Candidates, give_full_records
+from runner.commands.progress import sweep_progress
 from runner.commands.report import (
     Row,
     SweepOutcome,
@@ -33,16 +30,15 @@ from runner.commands.report import (
     sweep_params,
     trials_yaml,
 )
+from runner.commands.search import SEARCHES
 from runner.commands.store import open_tracker
 from runner.config import check_loss_fits
 from runner.config.limits import MAX_JOBS, check_name_option
 from runner.config.schema import Source, did_you_mean
-from runner.config.sweep_file import Sweep, SweepTrial, load_sweep
-from runner.datasets import Dataset, make_dataset
+from runner.config.sweep_file import Sweep, load_sweep
+from runner.datasets import make_dataset
 from runner.errors import ConfigError
 from runner.execution.backends import BACKENDS, Backend, make_backend
-from runner.execution.supervisor import run_trials
-from runner.record import TrialRecord
 
 
 @dataclass(frozen=True)
@@ -161,9 +157,8 @@ def run_sweep(
     tracker = open_tracker(
         uri, resolve_experiment(experiment, base.tracking.experiment, sweep.name)
     )
-    rows = {} if fresh else _resumed(tracker, sweep)
-    todo = [t for t in sweep.trials if t.spec.index not in rows]
-    _say_plan(sweep, todo, backend, experiment=tracker.experiment_name)
+    earlier = {} if fresh else tracker.finished_runs()
+    _say_plan(sweep, earlier, backend, experiment=tracker.experiment_name)
 
     parent = tracker.start_run(sweep.name, tags={"mgrun.sweep_hash": sweep_hash(sweep)})
     with run_guard(tracker, parent):
@@ -171,26 +166,28 @@ def run_sweep(
         tracker.log_files(
             parent, {sweep.path.name: sweep.path.read_text(), "trials.yaml": trials_yaml(sweep)}
         )
-        by_index = {t.spec.index: t for t in todo}
         # Trials share datasets (same kind, same seed): build or read each once for this sweep.
         datasets = functools.lru_cache(maxsize=32)(make_dataset)
-        specs = [t.spec for t in todo]
         kept = Candidates(keep_top, sweep.config.maximize)
-        full = keep_top is None  # every trial full: the workers draw the pictures
-        with sweep_progress(len(todo), sweep.name, show_progress) as bar:
-            results = run_trials(specs, backend, execution.retries, _on_retry(bar), full)
-            with closing(results):  # on Ctrl-C, closing stops the workers
-                for record in results:
-                    trial = by_index[record.index]
-                    with interrupts.protected():  # a signal waits until the trial run is ended
-                        row = _log_child(tracker, parent, sweep, trial, record, datasets)
-                    rows[record.index] = row
-                    kept.offer(row, record)
-                    bar.advance(row.status)
-                    if row.status != "FINISHED":
-                        bar.note(f"trial {record.index} FAILED: {row.reason}")
-                    interrupts.check()  # a signal held back or swallowed while logging
-        ordered = [rows[t.spec.index] for t in sweep.trials]
+        rows: dict[int, Row] = {}
+        plan = SEARCHES[sweep.config.method](sweep)
+        todo = sum(t.spec.config_hash not in earlier for t in sweep.trials)
+        with sweep_progress(todo, sweep.name, show_progress) as bar:
+            run = Batches(tracker, parent, sweep, earlier, backend, execution.retries, bar)
+            run.datasets = datasets
+            run.full = keep_top is None  # every trial full: the workers draw the pictures
+            batch = next(plan, None)
+            while batch is not None:
+                done = run(batch)
+                for row, record in done.values():
+                    rows[row.trial.spec.index] = row
+                    if record is not None:
+                        kept.offer(row, record)
+                try:
+                    batch = plan.send([done[t.spec.index][0] for t in batch])
+                except StopIteration:
+                    batch = None
+        ordered = [rows[i] for i in sorted(rows)]
         give_full_records(tracker, sweep, ordered, kept, datasets, keep_top)
         best = best_row(ordered, sweep.config.maximize)
         log_summary(tracker, parent, sweep, ordered, best)
@@ -198,21 +195,8 @@ def run_sweep(
     return SweepOutcome(parent, uri, ordered, best, elapsed, tracker.experiment_id)
 
 
-def _resumed(tracker: Any, sweep: Sweep) -> dict[int, Row]:
-    earlier = tracker.finished_runs()
-    rows = {}
-    for t in sweep.trials:
-        run = earlier.get(t.spec.config_hash)
-        if run is not None:
-            value, loss = run.metrics.get(sweep.config.metric), run.metrics.get("final_train_loss")
-            full = run.tags.get("mgrun.record", "full") == "full"
-            rows[t.spec.index] = Row(
-                t, "FINISHED", value, run.run_id, resumed=True, final_loss=loss, full=full
-            )
-    return rows
-
-
-def _say_plan(sweep: Sweep, todo: list[SweepTrial], backend: Backend, experiment: str) -> None:
+def _say_plan(sweep: Sweep, earlier: dict[str, Any], backend: Backend, experiment: str) -> None:
+    todo = [t for t in sweep.trials if t.spec.config_hash not in earlier]
     done = len(sweep.trials) - len(todo)
     where = f"{backend.parallelism} {backend.name} worker(s)"
     line = f"{sweep.name}: {len(todo)} of {len(sweep.trials)} trials to run on {where}"
@@ -221,60 +205,3 @@ def _say_plan(sweep: Sweep, todo: list[SweepTrial], backend: Backend, experiment
     if sweep.duplicates:
         line += f"; {sweep.duplicates} duplicate point(s) dropped"
     typer.echo(line, err=True)
-
-
-def _on_retry(bar: SweepBar):
-    return lambda spec, what: bar.note(f"trial {spec.index}: {what}")
-
-
-def _log_child(
-    tracker: Any,
-    parent: str,
-    sweep: Sweep,
-    trial: SweepTrial,
-    record: TrialRecord,
-    datasets: Callable[..., Dataset],
-) -> Row:
-    start = time.perf_counter()
-    name = run_name(trial, list(sweep.config.params or {}))
-    if record.files is None:  # the worker could not draw them: here, errors are reported
-        record = _drawn_here(record, trial, datasets)
-    result = record.result
-    status, reason = result.status, result.reason or ""
-    run_id, problem = tracker.record_run(
-        name, record, parent, {"mgrun.sweep_index": str(trial.spec.index)}
-    )
-    if problem:
-        status, reason = "FAILED", f"could not record the trial: {problem}"
-    return Row(
-        trial,
-        status,
-        result.final_metrics.get(sweep.config.metric),
-        run_id,
-        seconds=result.seconds,
-        reason=reason,
-        log_seconds=time.perf_counter() - start,
-        final_loss=result.final_metrics.get("final_train_loss"),
-        full=record.full,
-    )
-
-
-def _drawn_here(
-    record: TrialRecord, trial: SweepTrial, datasets: Callable[..., Dataset]
-) -> TrialRecord:
-    """The record with its files drawn in this process; if that fails too, the trial FAILED with
-    the reason and a lean record (config.yaml, metrics.csv), which cannot fail."""
-    from runner.training.files import trial_files
-
-    cfg, result = trial.spec.config, record.result
-    try:
-        data = (
-            datasets(cfg.dataset, cfg.seed, cfg.base_dir) if result.status == "FINISHED" else None
-        )
-        return dataclasses.replace(record, files=trial_files(cfg, result, data, record.full))
-    except Exception as exc:
-        failed = dataclasses.replace(result, status="FAILED")
-        failed.reason = f"could not record the trial: {type(exc).__name__}: {exc}"
-        failed.traceback = traceback.format_exc()
-        files = trial_files(cfg, failed, None, full=False)
-        return dataclasses.replace(record, result=failed, files=files, full=False)

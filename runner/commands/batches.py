@@ -1,0 +1,128 @@
+"""Running a sweep's trials a batch at a time and logging each as it completes; the parent
+process does every MLflow write."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import traceback
+from collections.abc import Callable
+from contextlib import closing
+from dataclasses import dataclass
+from typing import Any
+
+from runner import interrupts
+from runner.commands.keep_top import run_name
+from runner.commands.progress import SweepBar
+from runner.commands.report import Row
+from runner.config.sweep_file import Sweep, SweepTrial
+from runner.datasets import Dataset, make_dataset
+from runner.execution.backends import Backend
+from runner.execution.supervisor import run_trials
+from runner.record import TrialRecord
+
+
+@dataclass
+class Batches:
+    """Runs a search method's batches: every trial of a batch gets its row (and its record, when
+    it ran here); those with a FINISHED run in the experiment from it, the others run and logged
+    as they complete."""
+
+    tracker: Any
+    parent: str
+    sweep: Sweep
+    earlier: dict[str, Any]
+    backend: Backend
+    retries: int
+    bar: SweepBar
+    datasets: Callable[..., Dataset] = make_dataset
+    full: bool = False
+
+    def __call__(self, batch: list[SweepTrial]) -> dict[int, tuple[Row, TrialRecord | None]]:
+        done: dict[int, tuple[Row, TrialRecord | None]] = {}
+        for t in batch:
+            run = self.earlier.get(t.spec.config_hash)
+            if run is not None:
+                done[t.spec.index] = (_resumed(self.sweep, t, run), None)
+        by_index = {t.spec.index: t for t in batch if t.spec.index not in done}
+        if not by_index:
+            return done
+        specs = [t.spec for t in by_index.values()]
+        bar = self.bar
+        results = run_trials(specs, self.backend, self.retries, _on_retry(bar), self.full)
+        with closing(results):  # on Ctrl-C, closing stops the workers
+            for record in results:
+                trial = by_index[record.index]
+                with interrupts.protected():  # a signal waits until the trial run is ended
+                    row = _log_child(
+                        self.tracker, self.parent, self.sweep, trial, record, self.datasets
+                    )
+                done[record.index] = (row, record)
+                bar.advance(row.status)
+                if row.status != "FINISHED":
+                    bar.note(f"trial {record.index} FAILED: {row.reason}")
+                interrupts.check()  # a signal held back or swallowed while logging
+        return done
+
+
+def _resumed(sweep: Sweep, t: SweepTrial, run: Any) -> Row:
+    value, loss = run.metrics.get(sweep.config.metric), run.metrics.get("final_train_loss")
+    full = run.tags.get("mgrun.record", "full") == "full"
+    return Row(t, "FINISHED", value, run.run_id, resumed=True, final_loss=loss, full=full)
+
+
+def _on_retry(bar: SweepBar):
+    return lambda spec, what: bar.note(f"trial {spec.index}: {what}")
+
+
+def _log_child(
+    tracker: Any,
+    parent: str,
+    sweep: Sweep,
+    trial: SweepTrial,
+    record: TrialRecord,
+    datasets: Callable[..., Dataset],
+) -> Row:
+    start = time.perf_counter()
+    name = run_name(trial, list(sweep.config.params or {}))
+    if record.files is None:  # the worker could not draw them: here, errors are reported
+        record = _drawn_here(record, trial, datasets)
+    result = record.result
+    status, reason = result.status, result.reason or ""
+    run_id, problem = tracker.record_run(
+        name, record, parent, {"mgrun.sweep_index": str(trial.spec.index)}
+    )
+    if problem:
+        status, reason = "FAILED", f"could not record the trial: {problem}"
+    return Row(
+        trial,
+        status,
+        result.final_metrics.get(sweep.config.metric),
+        run_id,
+        seconds=result.seconds,
+        reason=reason,
+        log_seconds=time.perf_counter() - start,
+        final_loss=result.final_metrics.get("final_train_loss"),
+        full=record.full,
+    )
+
+
+def _drawn_here(
+    record: TrialRecord, trial: SweepTrial, datasets: Callable[..., Dataset]
+) -> TrialRecord:
+    """The record with its files drawn in this process; if that fails too, the trial FAILED with
+    the reason and a lean record (config.yaml, metrics.csv), which cannot fail."""
+    from runner.training.files import trial_files
+
+    cfg, result = trial.spec.config, record.result
+    try:
+        data = (
+            datasets(cfg.dataset, cfg.seed, cfg.base_dir) if result.status == "FINISHED" else None
+        )
+        return dataclasses.replace(record, files=trial_files(cfg, result, data, record.full))
+    except Exception as exc:
+        failed = dataclasses.replace(result, status="FAILED")
+        failed.reason = f"could not record the trial: {type(exc).__name__}: {exc}"
+        failed.traceback = traceback.format_exc()
+        files = trial_files(cfg, failed, None, full=False)
+        return dataclasses.replace(record, result=failed, files=files, full=False)
