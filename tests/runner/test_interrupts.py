@@ -275,7 +275,6 @@ def workers(job: Job) -> list[psutil.Process]:
     return found
 
 
-
 def _starting(pid: int) -> bool | None:
     """True while the process is still importing the CLI with a handler for SIGTERM installed
     (Python has none of its own, mgrun's entry point installs one before importing anything
@@ -291,17 +290,23 @@ def _starting(pid: int) -> bool | None:
     return True if int(caught.split()[1], 16) >> (signal.SIGTERM - 1) & 1 else None
 
 
+def _signal_while_starting(proc: subprocess.Popen, sig: int) -> bool:
+    """Send `sig` as soon as the process has a SIGTERM handler; whether it was still importing."""
+    wait_for(lambda: _starting(proc.pid) is not None, timeout=60)
+    early = _starting(proc.pid) is True
+    proc.send_signal(sig)
+    return early
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_while_mgrun_starts_exits_130_quietly_and_creates_nothing(tmp_path, sig):
     (tmp_path / "fast.yaml").write_text(FAST)
     argv = [sys.executable, "-m", "runner", "train", "fast.yaml", "--no-progress"]
-    landed = 0
+    landed = False
     for _ in range(5):  # a loaded machine may get through the imports before the first look
         proc = subprocess.Popen(argv, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
         try:
-            early = wait_for(lambda: _starting(proc.pid) is not None, timeout=60)
-            landed += bool(early) and _starting(proc.pid) is True
-            proc.send_signal(sig)
+            landed = _signal_while_starting(proc, sig)
             _, err = proc.communicate(timeout=60)
         finally:
             if proc.poll() is None:
