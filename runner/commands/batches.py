@@ -21,6 +21,8 @@ from runner.execution.backends import Backend
 from runner.execution.supervisor import run_trials
 from runner.record import TrialRecord
 
+WAIT = 0.5  # seconds between looks at trials that another sweep is training
+
 
 @dataclass
 class Batches:
@@ -40,29 +42,73 @@ class Batches:
 
     def __call__(self, batch: list[SweepTrial]) -> dict[int, tuple[Row, TrialRecord | None]]:
         done: dict[int, tuple[Row, TrialRecord | None]] = {}
-        for t in batch:
-            run = self.earlier.get(t.spec.config_hash)
-            if run is not None:
-                done[t.spec.index] = (_resumed(self.sweep, t, run), None)
-        by_index = {t.spec.index: t for t in batch if t.spec.index not in done}
-        if not by_index:
-            return done
-        specs = [t.spec for t in by_index.values()]
-        bar = self.bar
-        results = run_trials(specs, self.backend, self.retries, _on_retry(bar), self.full)
-        with closing(results):  # on Ctrl-C, closing stops the workers
-            for record in results:
-                trial = by_index[record.index]
-                with interrupts.protected():  # a signal waits until the trial run is ended
-                    row = _log_child(
-                        self.tracker, self.parent, self.sweep, trial, record, self.datasets
-                    )
-                done[record.index] = (row, record)
-                bar.advance(row.status)
-                if row.status != "FINISHED":
-                    bar.note(f"trial {record.index} FAILED: {row.reason}")
-                interrupts.check()  # a signal held back or swallowed while logging
+        pending = self._resume(batch, done)
+        claims = self.tracker.claims
+        while pending:
+            mine, held = claims.take(t.spec.config_hash for t in pending)
+            self._run([t for t in pending if t.spec.config_hash in mine], done)
+            waiting = [t for t in pending if t.spec.config_hash in held]
+            if waiting:
+                self._wait_for_others(waiting, held)
+            pending = self._resume(waiting, done, finished_now=bool(waiting))
         return done
+
+    def _resume(
+        self,
+        trials: list[SweepTrial],
+        done: dict[int, tuple[Row, TrialRecord | None]],
+        finished_now: bool = False,
+    ) -> list[SweepTrial]:
+        """Rows for the trials with a FINISHED run in the experiment; the others."""
+        if finished_now:  # another sweep ran some of them meanwhile
+            self.earlier.update(self.tracker.finished_runs())
+        left = []
+        for t in trials:
+            run = self.earlier.get(t.spec.config_hash)
+            if run is None:
+                left.append(t)
+                continue
+            done[t.spec.index] = (_resumed(self.sweep, t, run), None)
+            if finished_now:
+                self.bar.advance("FINISHED")
+        return left
+
+    def _wait_for_others(self, trials: list[SweepTrial], held: dict[str, str]) -> None:
+        """Until another sweep's claim on one of `trials` is released (or its process died)."""
+        who = sorted(set(held.values()))
+        self.bar.note(
+            f"{len(trials)} trial(s) are being trained by another mgrun ({', '.join(who)}) on "
+            "this store; waiting for their runs"
+        )
+        claims = self.tracker.claims
+        while all(claims.holder(t.spec.config_hash) for t in trials):
+            interrupts.check()
+            time.sleep(WAIT)
+
+    def _run(self, trials: list[SweepTrial], done: dict[int, tuple[Row, TrialRecord | None]]):
+        if not trials:
+            return
+        by_index = {t.spec.index: t for t in trials}
+        specs = [t.spec for t in trials]
+        bar, claims = self.bar, self.tracker.claims
+        results = run_trials(specs, self.backend, self.retries, _on_retry(bar), self.full)
+        try:
+            with closing(results):  # on Ctrl-C, closing stops the workers
+                for record in results:
+                    trial = by_index[record.index]
+                    with interrupts.protected():  # a signal waits until the trial run is ended
+                        row = _log_child(
+                            self.tracker, self.parent, self.sweep, trial, record, self.datasets
+                        )
+                        claims.release(trial.spec.config_hash)
+                    done[record.index] = (row, record)
+                    bar.advance(row.status)
+                    if row.status != "FINISHED":
+                        bar.note(f"trial {record.index} FAILED: {row.reason}")
+                    interrupts.check()  # a signal held back or swallowed while logging
+        finally:  # interrupted: the trials not run are free for another sweep
+            for t in trials:
+                claims.release(t.spec.config_hash)
 
 
 def _resumed(sweep: Sweep, t: SweepTrial, run: Any) -> Row:

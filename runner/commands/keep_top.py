@@ -78,18 +78,30 @@ def give_full_records(
     top = [r for r in ranked(rows, sweep.config.maximize) if r.status == "FINISHED"]
     done = []
     for row in top if k is None else top[:k]:
-        if row.full:
+        # another sweep on this store may be drawing the same run's record right now
+        if row.full or not tracker.claims.take([f"{row.run_id}.full"])[0]:
             continue
-        spec = row.trial.spec
-        cfg = spec.config
-        record = kept.get(spec.index) or _from_store(tracker, row)
-        if record is None:
-            continue  # an earlier run without its files: nothing to draw from
-        data = datasets(cfg.dataset, cfg.seed, cfg.base_dir)
-        tracker.add_full(row.run_id, make_record(spec, record.result, data, full=True))
-        row.full = True
-        done.append(row)
+        try:
+            if _give_full(tracker, row, kept, datasets):
+                done.append(row)
+        finally:
+            tracker.claims.release(f"{row.run_id}.full")
     return done
+
+
+def _give_full(tracker: Any, row: Row, kept: Candidates, datasets: Callable[..., Dataset]) -> bool:
+    spec = row.trial.spec
+    cfg = spec.config
+    if tracker.run_tag(row.run_id, "mgrun.record") == "full":  # another sweep drew it meanwhile
+        row.full = True
+        return False
+    record = kept.get(spec.index) or _from_store(tracker, row)
+    if record is None:
+        return False  # an earlier run without its files: nothing to draw from
+    data = datasets(cfg.dataset, cfg.seed, cfg.base_dir)
+    tracker.add_full(row.run_id, make_record(spec, record.result, data, full=True))
+    row.full = True
+    return True
 
 
 def _from_store(tracker: Any, row: Row) -> TrialRecord | None:

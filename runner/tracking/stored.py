@@ -35,6 +35,10 @@ class StoredRuns:
         """The run's latest value of every metric."""
         return dict(self.client.get_run(run_id).data.metrics)
 
+    def run_tag(self, run_id: str, key: str) -> str | None:
+        """The run's tag `key` as the store holds it now."""
+        return self.client.get_run(run_id).data.tags.get(key)
+
     def _runs(self, status: str) -> Iterator[Any]:
         token = None
         while True:
@@ -84,7 +88,7 @@ class StoredRuns:
         for run in self._runs("RUNNING"):
             tags = run.data.tags
             pid = tags.get("mgrun.pid", "")
-            if tags.get("mgrun.host") != HOST or not pid.isdigit() or _alive(int(pid)):
+            if tags.get("mgrun.host") != HOST or not pid.isdigit() or alive(int(pid)):
                 continue
             self.client.set_tag(
                 run.info.run_id,
@@ -96,7 +100,7 @@ class StoredRuns:
         return closed
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
     try:

@@ -26,6 +26,7 @@ from runner.interrupts import protected
 from runner.record import TrialRecord
 from runner.redact import mask_uri
 from runner.tracking import entities as ent
+from runner.tracking.claims import Claims
 from runner.tracking.model import log_model
 from runner.tracking.store import (
     Retrying,
@@ -89,6 +90,7 @@ class Tracker(StoredRuns):
                 "--experiment"
             )
         self.experiment_id: str = exp.experiment_id
+        self.claims = Claims(uri, self.experiment_id)  # trials this process is training
 
     @protected()
     def _get_or_create_experiment(self) -> Any:

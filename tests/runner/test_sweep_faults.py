@@ -167,3 +167,34 @@ def test_runs_left_running_by_a_killed_sweep_are_closed_on_the_rerun(tmp_path):
     assert [p.info.status for p in parents] == ["KILLED", "FINISHED"]
     assert "RUNNING" not in {c.info.status for c in children}
     assert len(hashes(children)) == 2
+
+
+@pytest.mark.timeout(300)
+def test_two_identical_sweeps_at_once_train_each_trial_once(tmp_path):
+    path = support.write_sweep(
+        tmp_path,
+        "params: {training.lr: [0.1, 0.2, 0.3, 0.4]}\nseeds: [1, 2]\n",
+        BASE.replace("steps: 1500", "steps: 300"),
+        "slow.yaml",
+    )
+    procs = [start(tmp_path, path, "--n-jobs", "1") for _ in range(2)]
+    try:
+        outs = [p.communicate(timeout=240) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err
+        assert "8 trials: 8 finished, 0 failed" in out
+    db = tmp_path / "mlflow.db"
+    with closing(sqlite3.connect(db)) as con:
+        hashes = con.execute(
+            "SELECT tags.value FROM runs JOIN tags ON runs.run_uuid = tags.run_uuid "
+            "WHERE tags.key = 'mgrun.config_hash' AND runs.status = 'FINISHED'"
+        ).fetchall()
+        statuses = {s for (s,) in con.execute("SELECT status FROM runs")}
+    assert len(hashes) == 8 and len(set(hashes)) == 8  # every trial once, by one of the sweeps
+    assert statuses == {"FINISHED"}
+    claims = (tmp_path / "mlruns" / ".mgrun-claims").rglob("*")
+    assert not [c for c in claims if c.is_file()]  # all given back
