@@ -13,6 +13,7 @@ from mlflow import MlflowClient
 from mlflow.entities import LoggedModelOutput, LoggedModelStatus
 from mlflow.models import Model, ModelSignature
 from mlflow.types import ColSpec, Schema
+from mlflow.utils import requirements_utils
 
 import engine
 
@@ -20,6 +21,11 @@ PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
 ENGINE_DIR = Path(engine.__file__).parent
 # An INFO line per logged model ("Validating input example ...") would drown a sweep's progress.
 logging.getLogger("mlflow.pyfunc").setLevel(logging.WARNING)
+# We pin exactly the versions installed here, so MLflow's check that they are installed can only
+# agree; but its first use maps every installed module to its distribution (about a second of a
+# `mgrun train`). With the map empty it looks each pinned package up by name instead.
+if getattr(requirements_utils, "_MODULES_TO_PACKAGES", {}) is None:
+    requirements_utils._MODULES_TO_PACKAGES = {}
 PREDICTIONS = Schema([ColSpec("long", "label"), ColSpec("string", "class")])
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -112,17 +114,27 @@ def _probe_writable(directory: Path) -> None:
     probe.unlink()
 
 
+_SHM = Path("/dev/shm")
+
+
 def _create(uri: str, path: Path) -> None:
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
     for stale in path.parent.glob(f".{path.name}.creating-*"):  # an earlier creator was killed
         stale.unlink(missing_ok=True)
     tmp = path.with_name(f".{path.name}.creating-{os.getpid()}")
+    # MLflow's schema migrations commit (and fsync) dozens of times: on disk that takes seconds,
+    # in memory-backed /dev/shm a fraction. The finished file is copied beside its place, synced
+    # once, and moved into place.
+    scratch = Path(tempfile.mkdtemp(prefix="mgrun-store-", dir=_SHM if _SHM.is_dir() else None))
     try:
-        store = SqlAlchemyStore(f"sqlite:///{tmp}", artifact_root(uri))
-        store.engine.dispose()
+        SqlAlchemyStore(f"sqlite:///{scratch / 'mlflow.db'}", artifact_root(uri)).engine.dispose()
+        shutil.copyfile(scratch / "mlflow.db", tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
+        shutil.rmtree(scratch, ignore_errors=True)
         tmp.unlink(missing_ok=True)
 
 
