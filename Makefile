@@ -15,8 +15,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Most tests wait on real processes (mgrun, MLflow servers, workers): one pytest worker per core,
+# each taking whole files so that a file's shared fixtures (a Dask cluster, a store) start once.
+TEST_JOBS ?= auto
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile
 
 lint: install
 	$(BIN)/ruff check .
@@ -27,8 +30,7 @@ format: install
 format-check: install
 	$(BIN)/ruff format --check .
 
-check: lint format-check
-	$(BIN)/python -m pytest
+check: lint format-check test
 
 bench: install
 	$(BIN)/pip install -q -e '.[bench]'
