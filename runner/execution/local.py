@@ -4,6 +4,8 @@ whether workers can leave marks in the parent's temp dir."""
 
 from __future__ import annotations
 
+import os
+import sys
 from concurrent.futures import BrokenExecutor
 
 from joblib import Parallel, effective_n_jobs
@@ -52,3 +54,31 @@ class LokyBackend(Backend):
 
     def worker_died(self, exc: BaseException) -> bool:
         return isinstance(exc, BrokenExecutor)  # loky's TerminatedWorkerError is one
+
+    def parallel(self) -> Parallel:
+        _quiet_resource_tracker()
+        return super().parallel()
+
+
+_tracker_started = False
+
+
+def _quiet_resource_tracker() -> None:
+    """Start loky's resource tracker (a process that removes the temp folders of its pools) with
+    its stderr on /dev/null. It shares ours otherwise, and when Ctrl-C stops a pool it may print
+    a traceback about a folder it was told to forget twice, under mgrun's one-line "interrupted"."""
+    global _tracker_started
+    if _tracker_started:
+        return
+    from joblib.externals.loky.backend import resource_tracker
+
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        resource_tracker.ensure_running()
+        _tracker_started = True
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

@@ -95,7 +95,7 @@ def hashes(children: list, status: str = "FINISHED") -> set[str]:
     return {c.data.tags["mgrun.config_hash"] for c in children if c.info.status == status}
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(300)
 def test_a_worker_killed_mid_trial_costs_nothing(tmp_path):
     proc = start(tmp_path, write_sweep(tmp_path, "[0.5, 1.0]", seeds="[1]"), "--n-jobs", "2")
 
@@ -119,7 +119,7 @@ def test_a_worker_killed_mid_trial_costs_nothing(tmp_path):
     assert "2 trials: 2 finished, 0 failed" in out
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(300)
 def test_ctrl_c_kills_open_runs_and_a_rerun_runs_only_what_is_missing(tmp_path):
     path = write_sweep(tmp_path, "[0.5, 1.0, 2.0]", seeds="[1]")
     proc = start(tmp_path, path, "--n-jobs", "2")
@@ -150,7 +150,7 @@ def test_ctrl_c_kills_open_runs_and_a_rerun_runs_only_what_is_missing(tmp_path):
     assert f"3 trials: 3 finished, 0 failed ({len(done)} from earlier runs)" in out
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(300)
 def test_runs_left_running_by_a_killed_sweep_are_closed_on_the_rerun(tmp_path):
     path = write_sweep(tmp_path, "[0.5]")
     proc = start(tmp_path, path, "--n-jobs", "2")

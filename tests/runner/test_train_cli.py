@@ -196,7 +196,7 @@ def wait_for_running(client: MlflowClient, experiment: str, timeout: float = 60.
     raise AssertionError("the run never started")
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupting_a_run_ends_it_killed(tmp_path, sig):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
