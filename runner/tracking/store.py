@@ -10,12 +10,13 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import sqlite3
 import sys
 import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -129,6 +130,10 @@ def _create(uri: str, path: Path) -> None:
     scratch = Path(tempfile.mkdtemp(prefix="mgrun-store-", dir=_SHM if _SHM.is_dir() else None))
     try:
         SqlAlchemyStore(f"sqlite:///{scratch / 'mlflow.db'}", artifact_root(uri)).engine.dispose()
+        # Write-ahead logging, kept in the file: a commit is one append and one sync instead of a
+        # rollback journal's several, and readers (the UI) never block the writer.
+        with closing(sqlite3.connect(scratch / "mlflow.db")) as con:
+            con.execute("PRAGMA journal_mode=WAL")
         shutil.copyfile(scratch / "mlflow.db", tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
