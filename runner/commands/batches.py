@@ -1,5 +1,6 @@
 """Running a sweep's trials a batch at a time and logging each as it completes; the parent
-process does every MLflow write."""
+process does every MLflow write. A rung of halving (a spec with `stop`) continues its
+configuration's run from where the last rung left it (`runner.commands.rung_runs`)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,20 @@ import time
 import traceback
 from collections.abc import Callable
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from runner import interrupts
 from runner.commands.keep_top import run_name
 from runner.commands.progress import SweepBar
 from runner.commands.report import Row
+from runner.commands.rung_runs import (
+    Progress,
+    complete,
+    load_checkpoint,
+    rung_tags,
+    stored_progress,
+)
 from runner.config.sweep_file import Sweep, SweepTrial
 from runner.datasets import Dataset, make_dataset
 from runner.execution.backends import Backend
@@ -37,14 +45,22 @@ class Batches:
     bar: SweepBar
     datasets: Callable[..., Dataset] = make_dataset
     full: bool = False
+    runs: dict[str, Progress] = field(default_factory=dict)  # halving: by config hash
+    history: list[Row] = field(default_factory=list)  # halving: every rung's rows
 
     def __call__(self, batch: list[SweepTrial]) -> dict[int, tuple[Row, TrialRecord | None]]:
+        done = self._run(batch)
+        if any(t.spec.stop is not None for t in batch):
+            self.history += [done[t.spec.index][0] for t in batch]
+        return done
+
+    def _run(self, batch: list[SweepTrial]) -> dict[int, tuple[Row, TrialRecord | None]]:
         done: dict[int, tuple[Row, TrialRecord | None]] = {}
         for t in batch:
-            run = self.earlier.get(t.spec.config_hash)
-            if run is not None:
-                done[t.spec.index] = (_resumed(self.sweep, t, run), None)
-        by_index = {t.spec.index: t for t in batch if t.spec.index not in done}
+            row = self._rung_resumed(t) if t.spec.stop is not None else self._resumed(t)
+            if row is not None:
+                done[t.spec.index] = (row, None)
+        by_index = {t.spec.index: self._continued(t) for t in batch if t.spec.index not in done}
         if not by_index:
             return done
         specs = [t.spec for t in by_index.values()]
@@ -54,9 +70,7 @@ class Batches:
             for record in results:
                 trial = by_index[record.index]
                 with interrupts.protected():  # a signal waits until the trial run is ended
-                    row = _log_child(
-                        self.tracker, self.parent, self.sweep, trial, record, self.datasets
-                    )
+                    row = self._log(trial, record)
                 done[record.index] = (row, record)
                 bar.advance(row.status)
                 if row.status != "FINISHED":
@@ -64,11 +78,76 @@ class Batches:
                 interrupts.check()  # a signal held back or swallowed while logging
         return done
 
+    def _resumed(self, t: SweepTrial) -> Row | None:
+        """The row of a trial whose config has a run in the store that trained to the end."""
+        run = self.earlier.get(t.spec.config_hash)
+        if run is None or not complete(run, t.spec.config.training.steps):
+            return None
+        value, loss = run.metrics.get(self.sweep.config.metric), run.metrics.get("final_train_loss")
+        full = run.tags.get("mgrun.record", "full") == "full"
+        return Row(t, "FINISHED", value, run.run_id, resumed=True, final_loss=loss, full=full)
 
-def _resumed(sweep: Sweep, t: SweepTrial, run: Any) -> Row:
-    value, loss = run.metrics.get(sweep.config.metric), run.metrics.get("final_train_loss")
-    full = run.tags.get("mgrun.record", "full") == "full"
-    return Row(t, "FINISHED", value, run.run_id, resumed=True, final_loss=loss, full=full)
+    def _progress(self, spec: Any) -> Progress | None:
+        key = spec.config_hash
+        if key not in self.runs and key in self.earlier:
+            steps = spec.config.training.steps
+            self.runs[key] = stored_progress(self.earlier[key], self.sweep.config.metric, steps)
+        return self.runs.get(key)
+
+    def _rung_resumed(self, t: SweepTrial) -> Row | None:
+        """The row of a rung that the configuration's run has reached already."""
+        p, stop = self._progress(t.spec), t.spec.last_step
+        if p is None or stop not in p.values:
+            return None
+        value, loss = p.values[stop]
+        full = p.full and stop == p.step
+        stopped = stop if stop < t.spec.config.training.steps else None
+        return Row(
+            t,
+            "FINISHED",
+            value,
+            p.run_id,
+            resumed=True,
+            final_loss=loss,
+            full=full,
+            stopped_at=stopped,
+        )
+
+    def _continued(self, t: SweepTrial) -> SweepTrial:
+        """A rung's trial from its configuration's checkpoint; from scratch, in a run of its
+        own, when there is none before its stop."""
+        p = self._progress(t.spec) if t.spec.stop is not None else None
+        if p is None:
+            return t
+        if p.step < t.spec.last_step:
+            start = p.checkpoint or load_checkpoint(self.tracker, p)
+            if start is not None:
+                return dataclasses.replace(t, spec=dataclasses.replace(t.spec, start=start))
+        del self.runs[t.spec.config_hash]
+        return t
+
+    def _log(self, trial: SweepTrial, record: TrialRecord) -> Row:
+        spec = trial.spec
+        p = self.runs.get(spec.config_hash) if spec.start is not None else None
+        row = _log_child(
+            self.tracker,
+            self.parent,
+            self.sweep,
+            trial,
+            record,
+            self.datasets,
+            p.run_id if p else None,
+        )
+        if spec.stop is None:
+            return row
+        if row.status != "FINISHED":
+            self.runs.pop(spec.config_hash, None)
+            return row
+        row.stopped_at = spec.stop if spec.stop < spec.config.training.steps else None
+        values = (p.values if p else {}) | {spec.stop: (row.value, row.final_loss)}
+        checkpoint = record.result.checkpoint
+        self.runs[spec.config_hash] = Progress(row.run_id, spec.stop, values, row.full, checkpoint)
+        return row
 
 
 def _on_retry(bar: SweepBar):
@@ -82,16 +161,26 @@ def _log_child(
     trial: SweepTrial,
     record: TrialRecord,
     datasets: Callable[..., Dataset],
+    continued: str | None = None,
 ) -> Row:
+    """Log a trial's record as a new child run, or onto the run `continued` (a later rung)."""
     start = time.perf_counter()
     name = run_name(trial, list(sweep.config.params or {}))
     if record.files is None:  # the worker could not draw them: here, errors are reported
         record = _drawn_here(record, trial, datasets)
     result = record.result
     status, reason = result.status, result.reason or ""
-    run_id, problem = tracker.record_run(
-        name, record, parent, {"mgrun.sweep_index": str(trial.spec.index)}
-    )
+    metric = sweep.config.metric
+    tags = {"mgrun.sweep_index": str(trial.spec.index)}
+    if trial.spec.stop is not None:
+        finals = result.final_metrics
+        tags |= rung_tags(sweep, trial.spec, finals.get(metric), finals.get("final_train_loss"))
+    if continued is None:
+        run_id, problem = tracker.record_run(name, record, parent, tags)
+    else:
+        run_id = continued
+        since = trial.spec.start.step if trial.spec.start else 0
+        problem = tracker.continue_run(run_id, record, since, tags)
     if problem:
         status, reason = "FAILED", f"could not record the trial: {problem}"
     return Row(

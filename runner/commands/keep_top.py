@@ -43,6 +43,9 @@ class Candidates:
         self.heap: list[tuple[Any, int, TrialRecord]] = []  # worst first
 
     def offer(self, row: Row, record: TrialRecord) -> None:
+        if row.trial.spec.stop is not None:  # a rung of halving: replaces the earlier rung's
+            self.heap = [e for e in self.heap if e[1] != row.trial.spec.index]
+            heapq.heapify(self.heap)
         if self.k == 0 or row.status != "FINISHED" or row.full:
             return
         # heapq keeps the smallest first: negate the rank so that the worst is on top
@@ -102,11 +105,11 @@ def _from_store(tracker: Any, row: Row) -> TrialRecord | None:
     result = TrialResult.of(spec)
     result.state, result.fingerprint = model["state"], model["fingerprint"]
     result.final_gradients = json.loads(files.get("final_gradients.json", b"{}"))
-    result.metrics = _read_metrics(files.get("metrics.csv", b""))
+    result.metrics = read_metrics(files.get("metrics.csv", b""))
     return TrialRecord(result, {}, None)
 
 
-def _read_metrics(text: bytes) -> list[Metric]:
+def read_metrics(text: bytes) -> list[Metric]:
     rows = list(csv.reader(io.StringIO(text.decode())))
     if not rows:
         return []
