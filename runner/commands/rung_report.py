@@ -1,5 +1,6 @@
-"""A halving sweep's parent run: `rungs.csv` (trial, rung, step, metric, promoted) and the
-picture of the rungs, from the rows of every rung in the order they ran."""
+"""A halving sweep's parent run: `rungs.csv` (trial, rung, step, metric, promoted, and resumed:
+the result was in the store already) and the picture of the rungs, from the rows of every rung
+in the order they ran."""
 
 from __future__ import annotations
 
@@ -21,11 +22,11 @@ def rungs_csv(history: list[Row], stops: list[int], metric: str) -> str:
     reached = _reached(history)
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(["trial", "rung", "step", metric, "promoted"])
+    w.writerow(["trial", "rung", "step", metric, "promoted", "resumed"])
     for r in history:
         index, stop = r.trial.spec.index, r.trial.spec.last_step
         value = "" if r.value is None else repr(r.value)
-        w.writerow([index, stops.index(stop), stop, value, reached[index] > stop])
+        w.writerow([index, stops.index(stop), stop, value, reached[index] > stop, r.resumed])
     return out.getvalue()
 
 

@@ -213,16 +213,20 @@ def _todo(sweep: Sweep, earlier: dict[str, Any]) -> list:
 
 
 def _say_plan(sweep: Sweep, earlier: dict[str, Any], backend: Backend, experiment: str) -> None:
+    where = f"{backend.parallelism} {backend.name} worker(s)"
+    if sweep.config.method == "halving":
+        line = f"{sweep.name}: successive halving on {where}: {_rungs_line(sweep)}"
+        if any(t.spec.config_hash in earlier for t in sweep.trials):
+            line += f"; rungs already in experiment {experiment!r} are not run again"
+        typer.echo(line, err=True)
+        return
     todo = _todo(sweep, earlier)
     done = len(sweep.trials) - len(todo)
-    where = f"{backend.parallelism} {backend.name} worker(s)"
     line = f"{sweep.name}: {len(todo)} of {len(sweep.trials)} trials to run on {where}"
     if done:
         line += f"; {done} already FINISHED in experiment {experiment!r} (--fresh reruns them)"
     if sweep.duplicates:
         line += f"; {sweep.duplicates} duplicate point(s) dropped"
-    if sweep.config.method == "halving":
-        line += f"; successive halving: {_rungs_line(sweep)}"
     typer.echo(line, err=True)
 
 
@@ -230,7 +234,7 @@ def _rungs_line(sweep: Sweep) -> str:
     h = sweep.config.halving
     assert h is not None
     parts = [
-        f"{len(trials)} configurations at steps {'/'.join(map(str, stops))}"
+        f"{len(trials)} configurations, rungs at steps {'/'.join(map(str, stops))}"
         for stops, trials in brackets(sweep)
     ]
-    return f"eta {h.eta}, " + "; ".join(parts)
+    return "; ".join(parts) + f" (1 in {h.eta} goes on)"
