@@ -49,6 +49,11 @@ class Batches:
     history: list[Row] = field(default_factory=list)  # halving: every rung's rows
 
     def __call__(self, batch: list[SweepTrial]) -> dict[int, tuple[Row, TrialRecord | None]]:
+        if any(t.spec.stop is not None for t in batch):
+            going_on = {t.spec.config_hash for t in batch}
+            for key, p in self.runs.items():  # the configurations that stopped for good
+                if key not in going_on:
+                    p.checkpoint = None
         done = self._run(batch)
         if any(t.spec.stop is not None for t in batch):
             self.history += [done[t.spec.index][0] for t in batch]

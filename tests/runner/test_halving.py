@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import shutil
 import signal
 import sqlite3
@@ -34,12 +35,13 @@ training: {steps: 54, eval_every: 5, optimizer: adam, batch_size: 8, schedule: c
 """
 SWEEP = """\
 method: halving
-n_trials: 9
+n_trials: 6
 params: {training.lr: {loguniform: [0.003, 0.3]}}
 halving: {min_steps: 2, eta: 3}
 metric: test_accuracy
 keep_top: 0
 """
+NINE = SWEEP.replace("n_trials: 6", "n_trials: 9")
 
 
 def write(tmp_path: Path, text: str = SWEEP, base: str = BASE) -> Path:
@@ -60,9 +62,9 @@ def write(tmp_path: Path, text: str = SWEEP, base: str = BASE) -> Path:
         (SWEEP.replace("eta: 3}", "eta: 3, bracket: 2}"), "halving.bracket: unknown key"),
         (SWEEP.replace("method: halving", "method: random"), "halving: only used by method: h"),
         (SWEEP.replace("{training.lr:", "{training.steps: [9, 18], training.lr:"), "params.trai"),
-        (SWEEP.replace("n_trials: 9\n", ""), "halving needs a non-empty list of values"),
+        (SWEEP.replace("n_trials: 6\n", ""), "halving needs a non-empty list of values"),
         (
-            SWEEP.replace("n_trials: 9\n", "")
+            SWEEP.replace("n_trials: 6\n", "")
             .replace("{loguniform: [0.003, 0.3]}", "[0.1]")
             .replace("eta: 3}", "eta: 3, brackets: 2}"),
             "halving.brackets: brackets draw configurations: set n_trials",
@@ -79,9 +81,9 @@ def test_invalid_halving_sweeps_name_the_file_the_field_and_the_fix(tmp_path, te
 
 
 def test_a_halving_grid_and_hyperband_brackets_load(tmp_path):
-    grid = SWEEP.replace("n_trials: 9\n", "").replace("{loguniform: [0.003, 0.3]}", "[0.1, 0.2]")
+    grid = SWEEP.replace("n_trials: 6\n", "").replace("{loguniform: [0.003, 0.3]}", "[0.1, 0.2]")
     assert len(load(write(tmp_path, grid)).trials) == 2
-    sweep = load(write(tmp_path, SWEEP.replace("eta: 3}", "eta: 3, brackets: 3}")))
+    sweep = load(write(tmp_path, NINE.replace("eta: 3}", "eta: 3, brackets: 3}")))
     found = brackets(sweep)
     assert [(stops, len(trials)) for stops, trials in found] == [
         ([2, 6, 18, 54], 9),
@@ -114,7 +116,7 @@ def rows(batch, values: dict[int, tuple[str, float | None, float]]) -> list[Row]
 
 
 def test_the_best_third_goes_on_ties_by_final_loss_then_index_failures_never(tmp_path):
-    sweep = load(write(tmp_path))
+    sweep = load(write(tmp_path, NINE))
     plan = halving(sweep)
     first = next(plan)
     assert [(t.spec.index, t.spec.stop) for t in first] == [(i, 2) for i in range(9)]
@@ -148,12 +150,14 @@ def store(tmp_path: Path, template: Path) -> str:
     return f"sqlite:///{shutil.copy(template, tmp_path / 'mlflow.db')}"
 
 
-def sweep(path: Path, uri: str, backend: Backend) -> dict:
+def sweep(path: Path, uri: str, backend: Backend, keep_top: int = 0) -> dict:
     """Run the sweep here; what must not depend on how it ran: the rungs (trial, rung, step,
     metric, promoted), each configuration's stop and weights, the best trial."""
     execution = Execution(backend.name, backend.n_jobs, 1)
     try:
-        outcome = run_sweep(load(path), backend, execution, tracking_uri=uri, show_progress=False)
+        outcome = run_sweep(
+            load(path), backend, execution, tracking_uri=uri, show_progress=False, keep_top=keep_top
+        )
     finally:
         backend.close()
     assert outcome.all_finished
@@ -191,7 +195,7 @@ def recorded(uri: str) -> dict:
 def serial(tmp_path_factory, template) -> dict:
     """The sweep with one worker: what every other way of running it must match."""
     tmp = tmp_path_factory.mktemp("serial")
-    return sweep(write(tmp), store(tmp, template), Backend(1))
+    return sweep(write(tmp), store(tmp, template), Backend(1), keep_top=1)
 
 
 def same(found: dict, expected: dict) -> None:
@@ -202,11 +206,11 @@ def same(found: dict, expected: dict) -> None:
 @pytest.mark.timeout(120)
 def test_one_worker_records_every_rung_on_one_run_per_configuration(serial):
     table = serial["rungs"]
-    assert [(r["step"], r["promoted"]) for r in table].count(("2", "True")) == 3
-    assert [r["step"] for r in table] == ["2"] * 9 + ["6"] * 3 + ["18", "54"]
+    assert [(r["step"], r["promoted"]) for r in table].count(("2", "True")) == 2
+    assert [r["step"] for r in table] == ["2"] * 6 + ["6"] * 2 + ["18", "54"]
     assert not any(serial["resumed"])
     stops = sorted(int(stop) for _, stop, _ in serial["weights"].values())
-    assert stops == [2] * 6 + [6] * 2 + [54]
+    assert stops == [2] * 4 + [6] + [54]
     client = MlflowClient(serial["uri"])
     for run in serial["children"]:
         tags, stop = run.data.tags, int(run.data.tags["mgrun.stopped_at_step"])
@@ -215,11 +219,23 @@ def test_one_worker_records_every_rung_on_one_run_per_configuration(serial):
         assert f"mgrun.at_step.{stop}" in tags and tags["mgrun.config_hash"]
         assert ("stopped by successive halving" in tags["mlflow.note.content"]) == (stop < 54)
         assert run.data.params["training.steps"] == "54"
+        full = tags["mgrun.record"] == "full"
+        assert full == (int(tags["mgrun.sweep_index"]) == serial["best"]) == (stop == 54)
+    (best,) = [r for r in serial["children"] if r.data.tags["mgrun.record"] == "full"]
+    model = json.loads(Path(client.download_artifacts(best.info.run_id, "model.json")).read_text())
+    assert model["fingerprint"] == best.data.tags["mgrun.fingerprint"]  # the last rung's weights
 
 
 @pytest.mark.timeout(120)
 def test_two_workers_decide_and_train_the_same(serial, tmp_path, template):
     same(sweep(write(tmp_path), store(tmp_path, template), LokyBackend(2)), serial)
+
+
+@pytest.mark.timeout(180)
+def test_a_local_dask_cluster_decides_and_trains_the_same(serial, tmp_path, template):
+    from runner.execution.dask_backend import DaskBackend
+
+    same(sweep(write(tmp_path), store(tmp_path, template), DaskBackend(2)), serial)
 
 
 @pytest.mark.timeout(180)
