@@ -20,6 +20,7 @@ from runner.commands.rung_runs import (
     Progress,
     complete,
     load_checkpoint,
+    rung_metric,
     rung_tags,
     stored_progress,
 )
@@ -178,6 +179,7 @@ def _log_child(
     metric = sweep.config.metric
     tags = {"mgrun.sweep_index": str(trial.spec.index)}
     if trial.spec.stop is not None:
+        metric = rung_metric(metric)
         finals = result.final_metrics
         tags |= rung_tags(sweep, trial.spec, finals.get(metric), finals.get("final_train_loss"))
     if continued is None:
@@ -191,7 +193,7 @@ def _log_child(
     return Row(
         trial,
         status,
-        result.final_metrics.get(sweep.config.metric),
+        result.final_metrics.get(metric),
         run_id,
         seconds=result.seconds,
         reason=reason,

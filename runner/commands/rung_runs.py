@@ -19,6 +19,14 @@ from runner.config.sweep_file import Sweep
 
 AT_STEP = "mgrun.at_step."
 STOPPED = "mgrun.stopped_at_step"
+# A rung is judged over the whole split its metric names; train_loss and train_accuracy are
+# of one minibatch at each step, so a rung takes them over the whole training split.
+WHOLE_SPLIT = {"train_loss": "final_train_loss", "train_accuracy": "final_train_accuracy"}
+
+
+def rung_metric(metric: str) -> str:
+    """What ranks the configurations at a rung, for the sweep's `metric`."""
+    return WHOLE_SPLIT.get(metric, metric)
 
 
 @dataclass
@@ -46,7 +54,8 @@ def stored_progress(run: Any, metric: str, steps: int) -> Progress:
         if key.startswith(AT_STEP)
     }
     if STOPPED not in tags:
-        values[steps] = (run.metrics.get(metric), run.metrics.get("final_train_loss"))
+        value = run.metrics.get(rung_metric(metric))
+        values[steps] = (value, run.metrics.get("final_train_loss"))
     step = int(tags.get(STOPPED, steps))
     return Progress(run.run_id, step, values, tags.get("mgrun.record", "full") == "full")
 

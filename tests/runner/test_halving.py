@@ -133,6 +133,25 @@ def test_the_best_third_goes_on_ties_by_final_loss_then_index_failures_never(tmp
         plan.send(rows(last, {3: ("FINISHED", 0.9, 1.0)}))
 
 
+def test_hyperband_brackets_move_in_lockstep_each_cut_on_its_own(tmp_path):
+    plan = halving(load(write(tmp_path, NINE.replace("eta: 3}", "eta: 3, brackets: 2}"))))
+    first = next(plan)  # bracket 0: trials 0-8 from step 2; bracket 1: trials 9-12 from step 6
+    assert [(t.spec.index, t.spec.stop) for t in first] == [
+        *((i, 2) for i in range(9)),
+        *((i, 6) for i in range(9, 13)),
+    ]
+    good = {0, 4, 8, 10, 12}  # bracket 1 keeps ceil(4 / 3) = 2 of its 4
+    values = {i: ("FINISHED", 0.9 if i in good else 0.5, 1.0) for i in range(13)}
+    second = plan.send(rows(first, values))
+    assert [(t.spec.index, t.spec.stop) for t in second] == [
+        (0, 6),
+        (4, 6),
+        (8, 6),
+        (10, 18),
+        (12, 18),
+    ]
+
+
 # --- whole sweeps ------------------------------------------------------------------------------
 
 
