@@ -66,6 +66,8 @@ class Batches:
             row = self._rung_resumed(t) if t.spec.stop is not None else self._resumed(t)
             if row is not None:
                 done[t.spec.index] = (row, None)
+                if t.spec.stop is not None:  # halving's bar counts every rung it plans
+                    self.bar.advance(row.status)
         by_index = {t.spec.index: self._continued(t) for t in batch if t.spec.index not in done}
         if not by_index:
             return done

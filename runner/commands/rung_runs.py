@@ -66,8 +66,11 @@ def load_checkpoint(tracker: Any, p: Progress) -> Checkpoint | None:
     files = tracker.read_files(p.run_id, [name, "metrics.csv"])
     if name not in files:
         return None
-    metrics = tuple(m for m in read_metrics(files.get("metrics.csv", b"")) if m[2] < p.step)
-    return Checkpoint.from_json(files[name], metrics)
+    try:
+        metrics = tuple(m for m in read_metrics(files.get("metrics.csv", b"")) if m[2] < p.step)
+        return Checkpoint.from_json(files[name], metrics)
+    except (ValueError, KeyError, TypeError):  # damaged: the configuration starts over
+        return None
 
 
 def rung_tags(

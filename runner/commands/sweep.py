@@ -176,7 +176,7 @@ def run_sweep(
         plan = SEARCHES[sweep.config.method](sweep)
         todo = len(_todo(sweep, earlier))
         if sweep.config.method == "halving":
-            todo = planned(sweep)  # rung trials; those already in the store count as done
+            todo = planned(sweep)  # every rung trial, those found in the store included
         with sweep_progress(todo, sweep.name, show_progress) as bar:
             run = Batches(tracker, parent, sweep, earlier, backend, execution.retries, bar)
             run.datasets = datasets

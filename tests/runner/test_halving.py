@@ -94,6 +94,12 @@ def test_a_halving_grid_and_hyperband_brackets_load(tmp_path):
     assert planned(sweep) == (9 + 3 + 1 + 1) + (4 + 2 + 1) + (2 + 1)
 
 
+def test_the_shipped_halving_sweep_cuts_81_configurations_at_30_90_270_810():
+    sweep = load(support.ROOT / "experiments" / "spirals_halving.yaml")
+    assert [(stops, len(trials)) for stops, trials in brackets(sweep)] == [([30, 90, 270, 810], 81)]
+    assert planned(sweep) == 81 + 27 + 9 + 3
+
+
 def test_rungs_and_bracket_sizes():
     assert rungs(30, 3, 810) == [30, 90, 270, 810]
     assert rungs(30, 3, 1000) == [30, 90, 270, 810, 1000]
