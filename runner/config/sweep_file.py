@@ -203,7 +203,7 @@ def _check_params(
             raise src.error(where, f"swept here, so --set {key} has no effect; drop the --set")
         if cfg.is_grid:
             if not isinstance(values, list) or not values:
-                draws = "set n_trials" if cfg.method == "halving" else "need method: random"
+                draws = "need n_trials" if cfg.method == "halving" else "need method: random"
                 raise src.error(
                     where,
                     f"{cfg.method} needs a non-empty list of values, e.g. [0.1, 1.0]; "
