@@ -41,18 +41,22 @@ class Candidates:
     def __init__(self, k: int | None, maximize: bool):
         self.k, self.maximize = k, maximize
         self.heap: list[tuple[Any, int, TrialRecord]] = []  # worst first
+        self.held: set[int] = set()  # the trial indices in the heap
 
     def offer(self, row: Row, record: TrialRecord) -> None:
-        if row.trial.spec.stop is not None:  # a rung of halving: replaces the earlier rung's
-            self.heap = [e for e in self.heap if e[1] != row.trial.spec.index]
+        index = row.trial.spec.index
+        if index in self.held:  # a later rung of halving replaces the earlier rung's record
+            self.heap = [e for e in self.heap if e[1] != index]
             heapq.heapify(self.heap)
+            self.held.discard(index)
         if self.k == 0 or row.status != "FINISHED" or row.full:
             return
         # heapq keeps the smallest first: negate the rank so that the worst is on top
         key = _Worse(rank_key(row, self.maximize))
-        heapq.heappush(self.heap, (key, row.trial.spec.index, record))
+        heapq.heappush(self.heap, (key, index, record))
+        self.held.add(index)
         if self.k is not None and len(self.heap) > self.k:
-            heapq.heappop(self.heap)
+            self.held.discard(heapq.heappop(self.heap)[1])
 
     def get(self, index: int) -> TrialRecord | None:
         return next((r for _, i, r in self.heap if i == index), None)

@@ -109,7 +109,7 @@ class SweepConfig:
         check=_keep_top,
     )
     execution: ExecutionConfig = opt(ExecutionConfig, "")
-    halving: HalvingConfig | None = opt(None, "method: halving: {min_steps: 30, eta: 3}")
+    halving: HalvingConfig | None = opt(None, "successive halving: {min_steps: 30, eta: 3}")
 
     @property
     def maximize(self) -> bool:
