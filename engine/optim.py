@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from engine.value import Value
 
@@ -22,6 +23,13 @@ class Optimizer:
     def zero_grad(self) -> None:
         for p in self.params:
             p.grad = 0.0
+
+    def state(self) -> dict[str, Any]:
+        """What the next step depends on besides the parameters: plain, JSON-exact data."""
+        return {}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Continue from `state()` of an optimizer over the same parameters."""
 
     def _grads(self) -> list[float]:
         # weight decay as an L2 term added to the gradient: d/dp (wd/2 p^2) = wd p
@@ -44,6 +52,12 @@ class SGD(Optimizer):
             raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
         self.momentum = momentum
         self.velocity = [0.0] * len(self.params)
+
+    def state(self) -> dict[str, Any]:
+        return {"velocity": list(self.velocity)}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.velocity = [float(x) for x in state["velocity"]]
 
     def step(self) -> None:
         mu, v = self.momentum, self.velocity
@@ -75,6 +89,14 @@ class Adam(Optimizer):
         self.t = 0
         self.m = [0.0] * len(self.params)
         self.v = [0.0] * len(self.params)
+
+    def state(self) -> dict[str, Any]:
+        return {"t": self.t, "m": list(self.m), "v": list(self.v)}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.t = int(state["t"])
+        self.m = [float(x) for x in state["m"]]
+        self.v = [float(x) for x in state["v"]]
 
     def step(self) -> None:
         b1, b2 = self.betas

@@ -9,9 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner.config.spec import TrialSpec
-
-Metric = tuple[str, float, int]  # (key, value, step)
+from runner.config.spec import Checkpoint, Metric, TrialSpec
 
 
 @dataclass
@@ -28,6 +26,7 @@ class TrialResult:
     state: dict[str, float] = field(default_factory=dict)
     final_gradients: dict[str, float] = field(default_factory=dict)
     fingerprint: str = ""
+    checkpoint: Checkpoint | None = None  # where a trial stopped before training.steps
     started: float = 0.0  # wall clock (time.time()) when training began
     seconds: float = 0.0
 

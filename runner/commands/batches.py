@@ -1,5 +1,6 @@
 """Running a sweep's trials a batch at a time and logging each as it completes; the parent
-process does every MLflow write."""
+process does every MLflow write. A rung of halving (a spec with `stop`) continues its
+configuration's run from where the last rung left it (`runner.commands.rung_runs`)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,21 @@ import time
 import traceback
 from collections.abc import Callable
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from runner import interrupts
 from runner.commands.keep_top import run_name
 from runner.commands.progress import SweepBar
 from runner.commands.report import Row
+from runner.commands.rung_runs import (
+    Progress,
+    complete,
+    load_checkpoint,
+    rung_metric,
+    rung_tags,
+    stored_progress,
+)
 from runner.config.sweep_file import Sweep, SweepTrial
 from runner.datasets import Dataset, make_dataset
 from runner.execution.backends import Backend
@@ -39,57 +48,76 @@ class Batches:
     bar: SweepBar
     datasets: Callable[..., Dataset] = make_dataset
     full: bool = False
+    runs: dict[str, Progress] = field(default_factory=dict)  # halving: by config hash
+    history: list[Row] = field(default_factory=list)  # halving: every rung's rows
 
     def __call__(self, batch: list[SweepTrial]) -> dict[int, tuple[Row, TrialRecord | None]]:
-        done: dict[int, tuple[Row, TrialRecord | None]] = {}
-        pending = self._resume(batch, done)
-        claims = self.tracker.claims
-        while pending:
-            mine, held = claims.take(t.spec.config_hash for t in pending)
-            self._run([t for t in pending if t.spec.config_hash in mine], done)
-            waiting = [t for t in pending if t.spec.config_hash in held]
-            if waiting:
-                self._wait_for_others(waiting, held)
-            pending = self._resume(waiting, done, finished_now=bool(waiting))
+        if any(t.spec.stop is not None for t in batch):
+            going_on = {t.spec.config_hash for t in batch}
+            for key, p in self.runs.items():  # the configurations that stopped for good
+                if key not in going_on:
+                    p.checkpoint = None
+        done = self._run(batch)
+        if any(t.spec.stop is not None for t in batch):
+            self.history += [done[t.spec.index][0] for t in batch]
         return done
 
-    def _resume(
+    def _run(self, batch: list[SweepTrial]) -> dict[int, tuple[Row, TrialRecord | None]]:
+        """Rows for the batch: from the store, else trained here, else (claimed by another sweep
+        on this store) from the store once that sweep has run them."""
+        done: dict[int, tuple[Row, TrialRecord | None]] = {}
+        pending = self._from_store(batch, done)
+        while pending:
+            keys = {_claim(t): t for t in pending}
+            mine, held = self.tracker.claims.take(keys)
+            self._train([keys[k] for k in mine], done)
+            waiting = [keys[k] for k in held]
+            if not waiting:
+                break
+            self._wait_for_others(waiting, held)
+            self.earlier.update(self.tracker.finished_runs())
+            for t in waiting:  # what the other sweep did is read from the store again
+                self.runs.pop(t.spec.config_hash, None)
+            pending = self._from_store(waiting, done, waited=True)
+        return done
+
+    def _from_store(
         self,
         trials: list[SweepTrial],
         done: dict[int, tuple[Row, TrialRecord | None]],
-        finished_now: bool = False,
+        waited: bool = False,
     ) -> list[SweepTrial]:
-        """Rows for the trials with a FINISHED run in the experiment; the others."""
-        if finished_now:  # another sweep ran some of them meanwhile
-            self.earlier.update(self.tracker.finished_runs())
+        """Rows for the trials the store has already; the others."""
         left = []
         for t in trials:
-            run = self.earlier.get(t.spec.config_hash)
-            if run is None:
+            row = self._rung_resumed(t) if t.spec.stop is not None else self._resumed(t)
+            if row is None:
                 left.append(t)
                 continue
-            done[t.spec.index] = (_resumed(self.sweep, t, run), None)
-            if finished_now:
-                self.bar.advance("FINISHED")
+            done[t.spec.index] = (row, None)
+            if t.spec.stop is not None or waited:  # halving's bar counts every rung it plans
+                self.bar.advance(row.status)
         return left
 
     def _wait_for_others(self, trials: list[SweepTrial], held: dict[str, str]) -> None:
         """Until another sweep's claim on one of `trials` is released (or its process died)."""
-        who = sorted(set(held.values()))
+        who = ", ".join(sorted(set(held.values())))
         self.bar.note(
-            f"{len(trials)} trial(s) are being trained by another mgrun ({', '.join(who)}) on "
-            "this store; waiting for their runs"
+            f"{len(trials)} trial(s) are being trained by another mgrun ({who}) on this store; "
+            "waiting for their runs"
         )
         claims = self.tracker.claims
-        while all(claims.holder(t.spec.config_hash) for t in trials):
+        while all(claims.holder(_claim(t)) for t in trials):
             interrupts.check()
             time.sleep(WAIT)
 
-    def _run(self, trials: list[SweepTrial], done: dict[int, tuple[Row, TrialRecord | None]]):
+    def _train(
+        self, trials: list[SweepTrial], done: dict[int, tuple[Row, TrialRecord | None]]
+    ) -> None:
         if not trials:
             return
-        by_index = {t.spec.index: t for t in trials}
-        specs = [t.spec for t in trials]
+        by_index = {t.spec.index: self._continued(t) for t in trials}
+        specs = [t.spec for t in by_index.values()]
         bar, claims = self.bar, self.tracker.claims
         results = run_trials(specs, self.backend, self.retries, _on_retry(bar), self.full)
         try:
@@ -97,10 +125,8 @@ class Batches:
                 for record in results:
                     trial = by_index[record.index]
                     with interrupts.protected():  # a signal waits until the trial run is ended
-                        row = _log_child(
-                            self.tracker, self.parent, self.sweep, trial, record, self.datasets
-                        )
-                        claims.release(trial.spec.config_hash)
+                        row = self._log(trial, record)
+                        claims.release(_claim(trial))
                     done[record.index] = (row, record)
                     bar.advance(row.status)
                     if row.status != "FINISHED":
@@ -108,13 +134,84 @@ class Batches:
                     interrupts.check()  # a signal held back or swallowed while logging
         finally:  # interrupted: the trials not run are free for another sweep
             for t in trials:
-                claims.release(t.spec.config_hash)
+                claims.release(_claim(t))
+
+    def _resumed(self, t: SweepTrial) -> Row | None:
+        """The row of a trial whose config has a run in the store that trained to the end."""
+        run = self.earlier.get(t.spec.config_hash)
+        if run is None or not complete(run, t.spec.config.training.steps):
+            return None
+        value, loss = run.metrics.get(self.sweep.config.metric), run.metrics.get("final_train_loss")
+        full = run.tags.get("mgrun.record", "full") == "full"
+        return Row(t, "FINISHED", value, run.run_id, resumed=True, final_loss=loss, full=full)
+
+    def _progress(self, spec: Any) -> Progress | None:
+        key = spec.config_hash
+        if key not in self.runs and key in self.earlier:
+            steps = spec.config.training.steps
+            self.runs[key] = stored_progress(self.earlier[key], self.sweep.config.metric, steps)
+        return self.runs.get(key)
+
+    def _rung_resumed(self, t: SweepTrial) -> Row | None:
+        """The row of a rung that the configuration's run has reached already."""
+        p, stop = self._progress(t.spec), t.spec.last_step
+        if p is None or stop not in p.values:
+            return None
+        value, loss = p.values[stop]
+        full = p.full and stop == p.step
+        stopped = stop if stop < t.spec.config.training.steps else None
+        return Row(
+            t,
+            "FINISHED",
+            value,
+            p.run_id,
+            resumed=True,
+            final_loss=loss,
+            full=full,
+            stopped_at=stopped,
+        )
+
+    def _continued(self, t: SweepTrial) -> SweepTrial:
+        """A rung's trial from its configuration's checkpoint; from scratch, in a run of its
+        own, when there is none before its stop."""
+        p = self._progress(t.spec) if t.spec.stop is not None else None
+        if p is None:
+            return t
+        if p.step < t.spec.last_step:
+            start = p.checkpoint or load_checkpoint(self.tracker, p)
+            if start is not None:
+                return dataclasses.replace(t, spec=dataclasses.replace(t.spec, start=start))
+        del self.runs[t.spec.config_hash]
+        return t
+
+    def _log(self, trial: SweepTrial, record: TrialRecord) -> Row:
+        spec = trial.spec
+        p = self.runs.get(spec.config_hash) if spec.start is not None else None
+        row = _log_child(
+            self.tracker,
+            self.parent,
+            self.sweep,
+            trial,
+            record,
+            self.datasets,
+            p.run_id if p else None,
+        )
+        if spec.stop is None:
+            return row
+        if row.status != "FINISHED":
+            self.runs.pop(spec.config_hash, None)
+            return row
+        row.stopped_at = spec.stop if spec.stop < spec.config.training.steps else None
+        values = (p.values if p else {}) | {spec.stop: (row.value, row.final_loss)}
+        checkpoint = record.result.checkpoint
+        self.runs[spec.config_hash] = Progress(row.run_id, spec.stop, values, row.full, checkpoint)
+        return row
 
 
-def _resumed(sweep: Sweep, t: SweepTrial, run: Any) -> Row:
-    value, loss = run.metrics.get(sweep.config.metric), run.metrics.get("final_train_loss")
-    full = run.tags.get("mgrun.record", "full") == "full"
-    return Row(t, "FINISHED", value, run.run_id, resumed=True, final_loss=loss, full=full)
+def _claim(t: SweepTrial) -> str:
+    """What a sweep claims before training a trial: its config, and for a rung the step."""
+    key = t.spec.config_hash
+    return key if t.spec.stop is None else f"{key}.{t.spec.stop}"
 
 
 def _on_retry(bar: SweepBar):
@@ -128,22 +225,33 @@ def _log_child(
     trial: SweepTrial,
     record: TrialRecord,
     datasets: Callable[..., Dataset],
+    continued: str | None = None,
 ) -> Row:
+    """Log a trial's record as a new child run, or onto the run `continued` (a later rung)."""
     start = time.perf_counter()
     name = run_name(trial, list(sweep.config.params or {}))
     if record.files is None:  # the worker could not draw them: here, errors are reported
         record = _drawn_here(record, trial, datasets)
     result = record.result
     status, reason = result.status, result.reason or ""
-    run_id, problem = tracker.record_run(
-        name, record, parent, {"mgrun.sweep_index": str(trial.spec.index)}
-    )
+    metric = sweep.config.metric
+    tags = {"mgrun.sweep_index": str(trial.spec.index)}
+    if trial.spec.stop is not None:
+        metric = rung_metric(metric)
+        finals = result.final_metrics
+        tags |= rung_tags(sweep, trial.spec, finals.get(metric), finals.get("final_train_loss"))
+    if continued is None:
+        run_id, problem = tracker.record_run(name, record, parent, tags)
+    else:
+        run_id = continued
+        since = trial.spec.start.step if trial.spec.start else 0
+        problem = tracker.continue_run(run_id, record, since, tags)
     if problem:
         status, reason = "FAILED", f"could not record the trial: {problem}"
     return Row(
         trial,
         status,
-        result.final_metrics.get(sweep.config.metric),
+        result.final_metrics.get(metric),
         run_id,
         seconds=result.seconds,
         reason=reason,

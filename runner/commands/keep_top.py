@@ -41,15 +41,22 @@ class Candidates:
     def __init__(self, k: int | None, maximize: bool):
         self.k, self.maximize = k, maximize
         self.heap: list[tuple[Any, int, TrialRecord]] = []  # worst first
+        self.held: set[int] = set()  # the trial indices in the heap
 
     def offer(self, row: Row, record: TrialRecord) -> None:
+        index = row.trial.spec.index
+        if index in self.held:  # a later rung of halving replaces the earlier rung's record
+            self.heap = [e for e in self.heap if e[1] != index]
+            heapq.heapify(self.heap)
+            self.held.discard(index)
         if self.k == 0 or row.status != "FINISHED" or row.full:
             return
         # heapq keeps the smallest first: negate the rank so that the worst is on top
         key = _Worse(rank_key(row, self.maximize))
-        heapq.heappush(self.heap, (key, row.trial.spec.index, record))
+        heapq.heappush(self.heap, (key, index, record))
+        self.held.add(index)
         if self.k is not None and len(self.heap) > self.k:
-            heapq.heappop(self.heap)
+            self.held.discard(heapq.heappop(self.heap)[1])
 
     def get(self, index: int) -> TrialRecord | None:
         return next((r for _, i, r in self.heap if i == index), None)
@@ -114,11 +121,11 @@ def _from_store(tracker: Any, row: Row) -> TrialRecord | None:
     result = TrialResult.of(spec)
     result.state, result.fingerprint = model["state"], model["fingerprint"]
     result.final_gradients = json.loads(files.get("final_gradients.json", b"{}"))
-    result.metrics = _read_metrics(files.get("metrics.csv", b""))
+    result.metrics = read_metrics(files.get("metrics.csv", b""))
     return TrialRecord(result, {}, None)
 
 
-def _read_metrics(text: bytes) -> list[Metric]:
+def read_metrics(text: bytes) -> list[Metric]:
     rows = list(csv.reader(io.StringIO(text.decode())))
     if not rows:
         return []

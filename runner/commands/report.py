@@ -39,6 +39,7 @@ class Row:
     log_seconds: float = 0.0  # MLflow writes for this trial, in the parent
     final_loss: float | None = None  # final_train_loss: breaks ties of the metric
     full: bool = False  # the run has plots, the graph and the model
+    stopped_at: int | None = None  # halving: the step the trial stopped at, before the end
 
 
 @dataclass
@@ -61,13 +62,15 @@ def _scored(r: Row) -> bool:
 
 def rank_key(r: Row, maximize: bool) -> tuple:
     """Finished trials best first (ties: the lower final training loss, then sweep order), then
-    those without a value, then failed."""
+    those without a value, then failed. Trials that halving stopped come after those trained to
+    the end, the later stops first: their metric is from fewer steps."""
     if _scored(r):
         loss = (
             r.final_loss if r.final_loss is not None and math.isfinite(r.final_loss) else math.inf
         )
-        return (0, -r.value if maximize else r.value, loss, r.trial.spec.index)
-    return (1 if r.status == "FINISHED" else 2, 0.0, 0.0, r.trial.spec.index)
+        stop = -r.stopped_at if r.stopped_at is not None else -math.inf
+        return (0, stop, -r.value if maximize else r.value, loss, r.trial.spec.index)
+    return (1 if r.status == "FINISHED" else 2, 0.0, 0.0, 0.0, r.trial.spec.index)
 
 
 def ranked(rows: list[Row], maximize: bool) -> list[Row]:
@@ -142,7 +145,7 @@ def print_report(sweep: Sweep, outcome: SweepOutcome, explicit_uri: bool) -> Non
         table.add_row(
             str(rank),
             str(r.trial.spec.index),
-            r.status,
+            r.status if r.stopped_at is None else f"stopped at step {r.stopped_at}",
             *(str(r.trial.params[k]) for k in keys),
             str(r.trial.seed),
             "" if r.value is None else f"{r.value:.4f}",

@@ -30,7 +30,10 @@ from runner.commands.report import (
     sweep_params,
     trials_yaml,
 )
+from runner.commands.rung_report import log_rungs
+from runner.commands.rung_runs import complete
 from runner.commands.search import SEARCHES
+from runner.commands.search.halving import brackets, planned
 from runner.commands.store import open_tracker
 from runner.config import check_loss_fits
 from runner.config.limits import MAX_JOBS, check_name_option
@@ -171,7 +174,9 @@ def run_sweep(
         kept = Candidates(keep_top, sweep.config.maximize)
         rows: dict[int, Row] = {}
         plan = SEARCHES[sweep.config.method](sweep)
-        todo = sum(t.spec.config_hash not in earlier for t in sweep.trials)
+        todo = len(_todo(sweep, earlier))
+        if sweep.config.method == "halving":
+            todo = planned(sweep)  # every rung trial, those found in the store included
         with sweep_progress(todo, sweep.name, show_progress) as bar:
             run = Batches(tracker, parent, sweep, earlier, backend, execution.retries, bar)
             run.datasets = datasets
@@ -187,7 +192,9 @@ def run_sweep(
                     batch = plan.send([done[t.spec.index][0] for t in batch])
                 except StopIteration:
                     batch = None
-        ordered = [rows[i] for i in sorted(rows)]
+        ordered = [rows[i] for i in sorted(rows)]  # halving: each configuration's last rung
+        if run.history:
+            log_rungs(tracker, parent, sweep, run.history)
         give_full_records(tracker, sweep, ordered, kept, datasets, keep_top)
         best = best_row(ordered, sweep.config.maximize)
         log_summary(tracker, parent, sweep, ordered, best)
@@ -195,13 +202,39 @@ def run_sweep(
     return SweepOutcome(parent, uri, ordered, best, elapsed, tracker.experiment_id)
 
 
+def _todo(sweep: Sweep, earlier: dict[str, Any]) -> list:
+    """The trials without a run in the store that trained them to the end."""
+    return [
+        t
+        for t in sweep.trials
+        if t.spec.config_hash not in earlier
+        or not complete(earlier[t.spec.config_hash], t.spec.config.training.steps)
+    ]
+
+
 def _say_plan(sweep: Sweep, earlier: dict[str, Any], backend: Backend, experiment: str) -> None:
-    todo = [t for t in sweep.trials if t.spec.config_hash not in earlier]
-    done = len(sweep.trials) - len(todo)
     where = f"{backend.parallelism} {backend.name} worker(s)"
+    if sweep.config.method == "halving":
+        line = f"{sweep.name}: successive halving on {where}: {_rungs_line(sweep)}"
+        if any(t.spec.config_hash in earlier for t in sweep.trials):
+            line += f"; rungs already in experiment {experiment!r} are not run again"
+        typer.echo(line, err=True)
+        return
+    todo = _todo(sweep, earlier)
+    done = len(sweep.trials) - len(todo)
     line = f"{sweep.name}: {len(todo)} of {len(sweep.trials)} trials to run on {where}"
     if done:
         line += f"; {done} already FINISHED in experiment {experiment!r} (--fresh reruns them)"
     if sweep.duplicates:
         line += f"; {sweep.duplicates} duplicate point(s) dropped"
     typer.echo(line, err=True)
+
+
+def _rungs_line(sweep: Sweep) -> str:
+    h = sweep.config.halving
+    assert h is not None
+    parts = [
+        f"{len(trials)} configurations, rungs at steps {'/'.join(map(str, stops))}"
+        for stops, trials in brackets(sweep)
+    ]
+    return "; ".join(parts) + f" (1 in {h.eta} goes on)"

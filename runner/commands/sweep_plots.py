@@ -55,3 +55,29 @@ def _figure(key: str, xy: list[tuple[Any, float]], metric: str) -> Figure:
         ax.set_xlim(-0.5, len(labels) - 0.5)
     ax.set(xlabel=key, ylabel=metric, title=f"{metric} by {key}")
     return fig
+
+
+def halving_picture(
+    curves: dict[int, list[tuple[int, float]]], stops: Sequence[int], metric: str, path: Path
+) -> Path:
+    """Successive halving as people draw it: each trial's metric at the rungs it reached, the
+    promoted ones continuing to the right, the rungs marked; trials that reached the last rung
+    in colour, the others grey."""
+    fig = Figure(figsize=(7.5, 4.5), dpi=DPI, layout="constrained")
+    ax = fig.subplots()
+    for stop in stops:
+        ax.axvline(stop, color="0.8", linestyle="--", linewidth=1, zorder=0)
+    for index, points in curves.items():
+        xs, ys = [x for x, _ in points], [y for _, y in points]
+        last = bool(xs) and xs[-1] == stops[-1]
+        style = {"linewidth": 1.5, "alpha": 0.9} if last else {"color": "0.6", "linewidth": 0.8}
+        ax.plot(xs, ys, marker="o", markersize=3, label=f"trial {index}" if last else None, **style)
+    if min(stops) > 0 and max(stops) / min(stops) > 10:
+        ax.set_xscale("log")
+    ax.minorticks_off()
+    ax.set_xticks(list(stops), [str(s) for s in stops])
+    ax.set(xlabel="steps", ylabel=metric, title=f"successive halving: {metric} at each rung")
+    if any(ax.get_legend_handles_labels()[1]):
+        ax.legend(loc="best", fontsize="small")
+    FigureCanvasAgg(fig).print_png(str(path))
+    return path

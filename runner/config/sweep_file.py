@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runner.config.halving import HalvingConfig, check_halving, halving_points
 from runner.config.keys import flatten
 from runner.config.limits import MAX_JOBS, MAX_TRIALS, too_many_trials
 from runner.config.run import (
@@ -39,7 +40,7 @@ from runner.config.space import check_distribution, draw, grid
 from runner.config.spec import TrialSpec
 from runner.config.yaml_file import apply_overrides, parse_override, read_yaml, set_dotted
 
-METHODS = ("grid", "random")
+METHODS = ("grid", "random", "halving")
 METRICS = (
     "train_loss",
     "train_accuracy",
@@ -108,10 +109,16 @@ class SweepConfig:
         check=_keep_top,
     )
     execution: ExecutionConfig = opt(ExecutionConfig, "")
+    halving: HalvingConfig | None = opt(None, "successive halving: {min_steps: 30, eta: 3}")
 
     @property
     def maximize(self) -> bool:
         return self.mode == "max" if self.mode else "accuracy" in self.metric
+
+    @property
+    def is_grid(self) -> bool:
+        """Are the params lists to combine? (halving without n_trials cuts a grid)"""
+        return self.method == "grid" or (self.method == "halving" and self.n_trials is None)
 
 
 @dataclass(frozen=True)
@@ -151,9 +158,11 @@ def load_sweep(path: str | Path, overrides: Sequence[str] = ()) -> Sweep:
     base_data, _ = apply_overrides(read_yaml(base_path), overrides, str(base_path))
     params = _check_params(cfg, base, overrides, src)
     _check_metric(cfg, base, params, src)
+    check_halving(cfg.method, cfg.halving, cfg.n_trials, base.training.steps, params, src)
     seeds = cfg.seeds or (base.seed,)
-    _check_size(cfg, params, len(seeds), src)
-    points = grid(params) if cfg.method == "grid" else draw(params, cfg.n_trials or 0, cfg.seed)
+    n = halving_points(cfg.method, cfg.halving, cfg.n_trials, base.training.steps)
+    _check_size(cfg, params, n, len(seeds), src)
+    points = grid(params) if cfg.is_grid else draw(params, n or 0, cfg.seed)
     trials: list[SweepTrial] = []
     seen: set[str] = set()
     for point in points:
@@ -192,12 +201,13 @@ def _check_params(
             raise src.error(where, f"not a config key; {fix}")
         if key in set_keys:
             raise src.error(where, f"swept here, so --set {key} has no effect; drop the --set")
-        if cfg.method == "grid":
+        if cfg.is_grid:
             if not isinstance(values, list) or not values:
+                draws = "need n_trials" if cfg.method == "halving" else "need method: random"
                 raise src.error(
                     where,
-                    "grid needs a non-empty list of values, e.g. [0.1, 1.0]; "
-                    "distributions need method: random",
+                    f"{cfg.method} needs a non-empty list of values, e.g. [0.1, 1.0]; "
+                    f"distributions {draws}",
                 )
         else:
             check_distribution(values, where, src)
@@ -208,15 +218,17 @@ def _check_params(
     return cfg.params
 
 
-def _check_size(cfg: SweepConfig, params: dict[str, Any], seeds: int, src: Source) -> None:
+def _check_size(
+    cfg: SweepConfig, params: dict[str, Any], n: int | None, seeds: int, src: Source
+) -> None:
     """Count the trials before making any: a grid's size is the product of its lists' lengths."""
-    if cfg.method == "grid":
+    if cfg.is_grid:
         points = math.prod(len(values) for values in params.values())
         problem = too_many_trials(points, seeds, "vary fewer keys or values, or split the sweep")
     else:
-        problem = too_many_trials(cfg.n_trials or 0, seeds, "lower n_trials or use fewer seeds")
+        problem = too_many_trials(n or 0, seeds, "lower n_trials or use fewer seeds")
     if problem:
-        raise src.error("params" if cfg.method == "grid" else "n_trials", problem)
+        raise src.error("params" if cfg.is_grid else "n_trials", problem)
 
 
 def _first_under(known: list[str], section: str) -> str:

@@ -200,6 +200,33 @@ class Tracker(StoredRuns):
             return run.run_id, f"{type(exc).__name__}: {exc}"
         return run.run_id, None
 
+    def continue_run(
+        self, run_id: str, record: TrialRecord, since: int, tags: Mapping[str, str]
+    ) -> str | None:
+        """A trial continued from step `since` (halving's next rung), onto the ended run of its
+        earlier steps: the new points, the final metrics at its last step, tags and files (which
+        replace the earlier ones), ended again with its status at its real end time. Returns
+        what went wrong when the store failed part way (the run then ends FAILED)."""
+        assert record.files is not None, "draw the files before logging the record"
+        result = record.result
+        points = [p for p in ent.points(record, True) if p[2] >= since]
+        all_tags = ent.record_tags(record) | dict(tags)
+        try:
+            with run_guard(self, run_id) as guard:
+                self._batch(
+                    run_id,
+                    metrics=ent.metrics(points),
+                    tags=[RunTag(k, v) for k, v in all_tags.items()],
+                )
+                self.log_files(run_id, record.files)
+                self._model(run_id, record)
+                guard.status = "FINISHED" if result.status == "FINISHED" else "FAILED"
+                guard.reason, guard.traceback = result.reason, result.traceback
+                guard.end_time = record.end_ms
+        except Exception as exc:  # ended FAILED by the guard: one trial's record, not the caller's
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
     def add_full(self, run_id: str, record: TrialRecord) -> str | None:
         """Give an ended run of a lean record what a full one has: the pictures and the model."""
         assert record.full and record.files is not None

@@ -7,6 +7,7 @@ Every run (a lean record):
     model.json               sizes, activation, decision rule, feature/class names, feature
                              scaling (when dataset.standardize), weights by name
     final_gradients.json     d(training objective)/d(parameter) at the final weights
+    checkpoints/step_N.json  a trial stopped at step N < training.steps: what continuing needs
 A full record adds the pictures (`mgrun train`, and a sweep's best trials):
     plots/loss.png           loss and accuracy curves, train and test
     plots/final_gradients.png
@@ -120,6 +121,10 @@ def trial_files(
         model.load_state_dict(result.state)
         files["model.json"] = model_json(config, result, data, model)
         files["final_gradients.json"] = json.dumps(result.final_gradients, indent=1).encode()
+    if result.checkpoint is not None:
+        files[f"checkpoints/step_{result.checkpoint.step}.json"] = (
+            result.checkpoint.to_json().encode()
+        )
     if full:
         files |= _pictures(config, result, data, model)
     return files

@@ -22,7 +22,7 @@ from engine.nn import MLP
 from engine.optim import OPTIMIZERS, make_schedule
 from engine.value import Value
 from runner.config.run import RunConfig
-from runner.config.spec import TrialSpec
+from runner.config.spec import Checkpoint, TrialSpec
 from runner.datasets import Dataset, make_dataset
 from runner.record import Metric, TrialResult
 
@@ -71,21 +71,39 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _batches(n: int, size: int | None, rng: random.Random) -> Iterator[list[int]]:
-    """Indices of each step's rows: everything, or shuffled minibatches epoch after epoch."""
-    if size is None or size >= n:
-        while True:
-            yield list(range(n))
-    while True:
-        order = list(range(n))
-        rng.shuffle(order)
-        for i in range(0, n - size + 1, size):
-            yield order[i : i + size]
+class Minibatches:
+    """Indices of each step's rows: everything, or shuffled minibatches epoch after epoch. Its
+    state (the rng's, the epoch's order, the place in it) is exact: a trial can stop and go on."""
+
+    def __init__(self, n: int, size: int | None, rng: random.Random):
+        self.n, self.size, self.rng = n, size, rng
+        self.order: list[int] = []
+        self.at = n  # the next batch starts here; past the last whole batch: a new epoch
+
+    def __next__(self) -> list[int]:
+        n, size = self.n, self.size
+        if size is None or size >= n:
+            return list(range(n))
+        if self.at > n - size:
+            self.order = list(range(n))
+            self.rng.shuffle(self.order)
+            self.at = 0
+        self.at += size
+        return self.order[self.at - size : self.at]
+
+    def getstate(self) -> tuple:
+        return self.rng.getstate(), tuple(self.order), self.at
+
+    def setstate(self, state: tuple) -> None:
+        rng, order, self.at = state
+        self.rng.setstate(rng)
+        self.order = list(order)
 
 
-def evaluates(step: int, every: int, steps: int) -> bool:
-    """Whether the test split is evaluated after `step` (0-based)."""
-    return (step + 1) % every == 0 or step == steps - 1
+def evaluates(step: int, every: int, steps: int, stop: int | None = None) -> bool:
+    """Whether the test split is evaluated after `step` (0-based): every `every` steps, at the
+    end, and where the trial stops."""
+    return (step + 1) % every == 0 or step == steps - 1 or step == (stop or steps) - 1
 
 
 def expected_points(cfg: RunConfig, has_test: bool) -> dict[str, int]:
@@ -114,9 +132,16 @@ def _train(
         eps=t.eps,
     )
     schedule = make_schedule(t.schedule, t.lr, t.steps, step_size=t.step_size, gamma=t.gamma)
-    batches = _batches(len(data.X_train), t.batch_size, random.Random(f"{cfg.seed}/batches"))
+    batches = Minibatches(len(data.X_train), t.batch_size, random.Random(f"{cfg.seed}/batches"))
+    first, stop = 0, spec.last_step
+    if spec.start is not None:
+        first = spec.start.step
+        model.load_state_dict(spec.start.state)
+        opt.load_state(spec.start.optimizer)
+        batches.setstate(spec.start.batches)
+        result.metrics += spec.start.metrics
     Xtr, ytr = data.X_train, data.y_train
-    for step in range(t.steps):
+    for step in range(first, stop):
         idx = next(batches)
         loss, acc = objective(model, [Xtr[i] for i in idx], [ytr[i] for i in idx], t.loss, t.l2)
         if not math.isfinite(loss.data):
@@ -132,7 +157,7 @@ def _train(
             ("train_accuracy", acc, step),
             ("lr", opt.lr, step),
         ]
-        if data.X_test and evaluates(step, t.eval_every, t.steps):
+        if data.X_test and evaluates(step, t.eval_every, t.steps, stop):
             test_loss, test_acc = objective(model, data.X_test, data.y_test, t.loss, t.l2)
             points += [("test_loss", test_loss.data, step), ("test_accuracy", test_acc, step)]
         result.metrics += points
@@ -141,6 +166,10 @@ def _train(
 
     result.state = model.state_dict()
     result.fingerprint = fingerprint(result.state)
+    if stop < t.steps and result.status == "FINISHED":
+        result.checkpoint = Checkpoint(
+            stop, result.state, opt.state(), batches.getstate(), tuple(result.metrics)
+        )
     for key, value, _ in result.metrics:
         result.final_metrics[key] = value
     if result.status == "FINISHED":

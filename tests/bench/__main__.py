@@ -8,6 +8,7 @@ import sys
 # name -> module with main(argv) -> int
 BENCHMARKS = {
     "engine": "tests.bench.engine_speed",
+    "halving": "tests.bench.halving_speed",
     "sweep": "tests.bench.sweep_speed",
     "throughput": "tests.bench.throughput",
 }

@@ -103,3 +103,26 @@ def test_schedules_pickle_and_reject_unknown_names():
         make_schedule("exponential", 1.0, 10)
     with pytest.raises(ValueError, match="steps"):
         make_schedule("linear", 1.0, 0)
+
+
+@pytest.mark.parametrize("make", [lambda ps: SGD(ps, 0.1, momentum=0.9), lambda ps: Adam(ps, 0.1)])
+def test_optimizer_state_continues_exactly(make):
+    def run(opt, ps, grads):
+        for g in grads:
+            for p, x in zip(ps, g, strict=True):
+                p.grad = x
+            opt.step()
+
+    grads = [(0.5, -1.0), (0.25, 0.3), (-0.7, 0.1), (0.2, 0.2)]
+    ps = [Value(1.0), Value(-2.0)]
+    straight = make(ps)
+    run(straight, ps, grads)
+    qs = [Value(1.0), Value(-2.0)]
+    first = make(qs)
+    run(first, qs, grads[:2])
+    rs = [Value(q.data) for q in qs]
+    second = make(rs)
+    second.load_state(pickle.loads(pickle.dumps(first.state())))
+    run(second, rs, grads[2:])
+    assert [r.data for r in rs] == [p.data for p in ps]
+    assert second.state() == straight.state()
