@@ -240,3 +240,8 @@ def ui(
 
 def main() -> None:
     app(prog_name="mgrun")
+
+
+# `mgrun` and `python -m runner` start in runner.launch, quiet about a Ctrl-C during the imports
+if __name__ == "__main__":
+    main()

@@ -268,7 +268,7 @@ def test_a_sweep_interrupted_by_ctrl_c_resumes_without_redoing_a_finished_rung(
     serial, tmp_path, template
 ):
     path, uri = write(tmp_path), store(tmp_path, template)
-    argv = [sys.executable, "-m", "runner.cli", "sweep", str(path), "--no-progress"]
+    argv = [sys.executable, "-m", "runner", "sweep", str(path), "--no-progress"]
     argv += ["--tracking-uri", uri, "--n-jobs", "1"]
     proc = subprocess.Popen(argv, cwd=support.ROOT, stderr=subprocess.PIPE, text=True)
     try:
