@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 
 from runner.commands.report import Row
+from runner.commands.search.tpe import tpe
 from runner.config.sweep_file import Sweep, SweepTrial
 
 Plan = Generator[list[SweepTrial], list[Row], None]
@@ -23,4 +24,8 @@ def every_trial(sweep: Sweep) -> Plan:
 
 
 # method name (the sweep file's `method`) -> its plan
-SEARCHES: dict[str, Callable[[Sweep], Plan]] = {"grid": every_trial, "random": every_trial}
+SEARCHES: dict[str, Callable[[Sweep], Plan]] = {
+    "grid": every_trial,
+    "random": every_trial,
+    "tpe": tpe,
+}
