@@ -223,7 +223,7 @@ def _check_params(
                 raise src.error(
                     where,
                     "grid needs a non-empty list of values, e.g. [0.1, 1.0]; "
-                    "distributions need method: random",
+                    "distributions need method: random or tpe",
                 )
         else:
             check_distribution(values, where, src)

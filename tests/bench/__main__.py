@@ -10,6 +10,7 @@ BENCHMARKS = {
     "engine": "tests.bench.engine_speed",
     "sweep": "tests.bench.sweep_speed",
     "throughput": "tests.bench.throughput",
+    "tpe": "tests.bench.search_quality",
 }
 
 
