@@ -220,8 +220,10 @@ def _say_plan(sweep: Sweep, earlier: dict[str, Any], backend: Backend, experimen
         line = (
             f"{sweep.name}: up to {planned(sweep)} trials ({c.n_trials} points x "
             f"{len(sweep.seeds)} seed(s)), asked of {c.method} {batch(sweep)} points at a time, "
-            f"on {where}; trials already FINISHED in experiment {experiment!r} are not run again"
+            f"on {where}"
         )
+        if earlier:
+            line += f"; those already FINISHED in experiment {experiment!r} are not run again"
         typer.echo(line, err=True)
         return
     todo = [t for t in sweep.trials if t.spec.config_hash not in earlier]

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from runner import interrupts
-from runner.commands.report import Row
+from runner.commands.report import Row, sweep_hash
 from runner.commands.search.tpe import _told, tpe
 from runner.commands.sweep import Execution, load, run_sweep
 from runner.config.sweep_file import load_sweep
@@ -90,6 +90,16 @@ def test_invalid_tpe_sweeps_name_file_field_and_fix(tmp_path, text, expected):
 def test_a_tpe_sweep_makes_no_trials_up_front_and_takes_a_plain_list_as_choices(tmp_path):
     sweep = load(write_sweep(tmp_path))
     assert sweep.trials == () and sweep.config.batch == 3
+
+
+def test_a_tpe_sweeps_identity_is_everything_that_decides_its_trials(tmp_path):
+    shipped = load_sweep(ROOT / "experiments" / "spirals_tpe.yaml")
+    assert sweep_hash(shipped).startswith("0fa4fb50bfe973e5bf3c68e2f0723221")
+    a, b = (tmp_path / "a", tmp_path / "b")
+    one = sweep_hash(load_sweep(write_sweep(a)))
+    assert sweep_hash(load_sweep(write_sweep(b))) == one
+    assert sweep_hash(load_sweep(write_sweep(b, TPE.replace("batch: 3", "batch: 2")))) != one
+    assert sweep_hash(load_sweep(write_sweep(b, TPE.replace("seed: 3", "seed: 4")))) != one
 
 
 def test_only_the_parent_of_a_tpe_sweep_imports_optuna():
