@@ -45,9 +45,8 @@ def tpe(sweep: Sweep) -> Generator[list[SweepTrial], list[Row], None]:
         study = optuna.create_study(
             sampler=sampler, direction="maximize" if cfg.maximize else "minimize"
         )
-        made: dict[
-            str, int
-        ] = {}  # config hash -> index of its trial (a point asked twice runs once)
+        # config hash -> index of its trial: a point asked twice runs once
+        made: dict[str, int] = {}
         rows: dict[int, Row] = {}
         for start in range(0, n_trials, batch):
             asks = [study.ask(space) for _ in range(min(batch, n_trials - start))]
