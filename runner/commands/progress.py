@@ -58,6 +58,13 @@ class SweepBar:
             self.failed += 1
         self._show(advance=1)
 
+    def skip(self, n: int) -> None:
+        """n of the trials counted in the total need no run (found FINISHED earlier)."""
+        if n:
+            self.total -= n
+            self.progress.update(self.task, total=self.total)
+            self._show()
+
     def _show(self, advance: int = 0) -> None:
         left = self.total - self.finished - self.failed
         counts = f"{self.finished} finished  {self.failed} failed  {left} left"

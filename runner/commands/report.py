@@ -19,7 +19,8 @@ from rich.table import Table
 from runner.commands.sweep_plots import metric_vs_params
 from runner.commands.yaml_records import dump_records
 from runner.config import flatten
-from runner.config.sweep_file import Sweep, SweepTrial
+from runner.config.keys import config_hash
+from runner.config.sweep_file import DEFAULT_BATCH, Sweep, SweepTrial
 from runner.redact import mask_uri
 
 SHOWN = 10  # rows of the ranking; results.csv on the parent run has them all
@@ -178,13 +179,30 @@ def print_report(sweep: Sweep, outcome: SweepOutcome, explicit_uri: bool) -> Non
 
 
 def sweep_hash(sweep: Sweep) -> str:
-    """The identity of the whole sweep: its trials' config hashes, in order."""
-    hashes = [t.spec.config_hash for t in sweep.trials]
-    return hashlib.sha256(json.dumps(hashes).encode()).hexdigest()
+    """The identity of the whole sweep: its trials' config hashes, in order; for a search that
+    picks its trials as it runs (tpe), everything that decides them."""
+    if sweep.trials:
+        hashes = [t.spec.config_hash for t in sweep.trials]
+        return hashlib.sha256(json.dumps(hashes).encode()).hexdigest()
+    c = sweep.config
+    what = [c.method, c.params, sweep.seeds, c.n_trials, c.seed, batch(sweep), c.metric]
+    what += [c.maximize, config_hash(sweep.base)]
+    return hashlib.sha256(json.dumps(what).encode()).hexdigest()
 
 
-def trials_yaml(sweep: Sweep) -> str:
-    """The expanded trial list: index, hash, swept values, seed and the full resolved config."""
+def batch(sweep: Sweep) -> int:
+    """tpe: points asked at a time."""
+    return sweep.config.batch or DEFAULT_BATCH
+
+
+def planned(sweep: Sweep) -> int:
+    """How many trials the sweep makes; for tpe, at most (a point asked twice runs once)."""
+    return len(sweep.trials) or (sweep.config.n_trials or 0) * len(sweep.seeds)
+
+
+def trials_yaml(sweep: Sweep, trials: list[SweepTrial] | None = None) -> str:
+    """The trial list (the sweep's, or `trials`): index, hash, swept values, seed and the full
+    resolved config."""
     trials = [
         {
             "index": t.spec.index,
@@ -193,7 +211,7 @@ def trials_yaml(sweep: Sweep) -> str:
             "seed": t.seed,
             "config": t.spec.config.to_dict(),
         }
-        for t in sweep.trials
+        for t in (sweep.trials if trials is None else trials)
     ]
     return dump_records(trials)  # yaml.safe_dump takes minutes for 20,000 trials
 
@@ -201,18 +219,19 @@ def trials_yaml(sweep: Sweep) -> str:
 def sweep_params(sweep: Sweep, execution: Any) -> dict[str, Any]:
     """The parent run's params: what the sweep file and the command line chose."""
     c = sweep.config
+    tpe = {"sweep.batch": batch(sweep)} if c.method == "tpe" else {}
     return {
         "sweep.base": c.base,
         "sweep.method": c.method,
         "sweep.params": list(c.params or {}),
         "sweep.seeds": list(c.seeds) if c.seeds else [sweep.base.seed],
-        "sweep.trials": len(sweep.trials),
+        "sweep.trials": planned(sweep),
         "sweep.metric": c.metric,
         "sweep.mode": "max" if c.maximize else "min",
         "sweep.backend": execution.backend,
         "sweep.n_jobs": execution.n_jobs,
         "sweep.retries": execution.retries,
-    }
+    } | tpe
 
 
 def log_summary(tracker: Any, parent: str, sweep: Sweep, rows: list[Row], best: Row | None) -> None:

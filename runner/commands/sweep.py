@@ -23,8 +23,10 @@ from runner.commands.progress import sweep_progress
 from runner.commands.report import (
     Row,
     SweepOutcome,
+    batch,
     best_row,
     log_summary,
+    planned,
     print_report,
     sweep_hash,
     sweep_params,
@@ -33,12 +35,13 @@ from runner.commands.report import (
 from runner.commands.rung_report import log_rungs
 from runner.commands.rung_runs import complete
 from runner.commands.search import SEARCHES
-from runner.commands.search.halving import brackets, planned
+from runner.commands.search.halving import brackets, rung_trials
 from runner.commands.store import open_tracker
 from runner.config import check_loss_fits
 from runner.config.limits import MAX_JOBS, check_name_option
 from runner.config.schema import Source, did_you_mean
-from runner.config.sweep_file import Sweep, load_sweep
+from runner.config.space import corners
+from runner.config.sweep_file import Sweep, load_sweep, sweep_trial
 from runner.datasets import make_dataset
 from runner.errors import ConfigError
 from runner.execution.backends import BACKENDS, Backend, make_backend
@@ -92,7 +95,11 @@ def load(path: Path, overrides: Sequence[str] = ()) -> Sweep:
         problem = f"unknown value {name!r}; {did_you_mean(name, list(BACKENDS))}"
         raise Source(str(path)).error("execution.backend", problem)
     checked: set[tuple] = set()
-    for trial in sweep.trials:
+    # tpe picks its trials as it runs: the corners of its space stand in for them
+    trials = sweep.trials or [
+        sweep_trial(sweep, p, s, 0) for p in corners(sweep.config.params or {}) for s in sweep.seeds
+    ]
+    for trial in trials:
         cfg = trial.spec.config
         key = (cfg.dataset, cfg.seed, cfg.training.loss)
         if cfg.dataset.kind == "csv" and key not in checked:
@@ -166,17 +173,18 @@ def run_sweep(
     parent = tracker.start_run(sweep.name, tags={"mgrun.sweep_hash": sweep_hash(sweep)})
     with run_guard(tracker, parent):
         tracker.log_params(parent, sweep_params(sweep, execution))
-        tracker.log_files(
-            parent, {sweep.path.name: sweep.path.read_text(), "trials.yaml": trials_yaml(sweep)}
-        )
+        files = {sweep.path.name: sweep.path.read_text()}
+        if sweep.trials:  # else the search picks them as it runs: trials.yaml comes at the end
+            files["trials.yaml"] = trials_yaml(sweep)
+        tracker.log_files(parent, files)
         # Trials share datasets (same kind, same seed): build or read each once for this sweep.
         datasets = functools.lru_cache(maxsize=32)(make_dataset)
         kept = Candidates(keep_top, sweep.config.maximize)
         rows: dict[int, Row] = {}
         plan = SEARCHES[sweep.config.method](sweep)
-        todo = len(_todo(sweep, earlier))
+        todo = len(_todo(sweep, earlier)) if sweep.trials else planned(sweep)
         if sweep.config.method == "halving":
-            todo = planned(sweep)  # every rung trial, those found in the store included
+            todo = rung_trials(sweep)  # every rung trial, those found in the store included
         with sweep_progress(todo, sweep.name, show_progress) as bar:
             run = Batches(tracker, parent, sweep, earlier, backend, execution.retries, bar)
             run.datasets = datasets
@@ -184,6 +192,8 @@ def run_sweep(
             batch = next(plan, None)
             while batch is not None:
                 done = run(batch)
+                if not sweep.trials:  # the bar counted every trial: resumed ones need no run
+                    bar.skip(sum(row.resumed for row, _ in done.values()))
                 for row, record in done.values():
                     rows[row.trial.spec.index] = row
                     if record is not None:
@@ -195,6 +205,10 @@ def run_sweep(
         ordered = [rows[i] for i in sorted(rows)]  # halving: each configuration's last rung
         if run.history:
             log_rungs(tracker, parent, sweep, run.history)
+        if not sweep.trials:
+            tracker.log_files(
+                parent, {"trials.yaml": trials_yaml(sweep, [r.trial for r in ordered])}
+            )
         give_full_records(tracker, sweep, ordered, kept, datasets, keep_top)
         best = best_row(ordered, sweep.config.maximize)
         log_summary(tracker, parent, sweep, ordered, best)
@@ -218,6 +232,17 @@ def _say_plan(sweep: Sweep, earlier: dict[str, Any], backend: Backend, experimen
         line = f"{sweep.name}: successive halving on {where}: {_rungs_line(sweep)}"
         if any(t.spec.config_hash in earlier for t in sweep.trials):
             line += f"; rungs already in experiment {experiment!r} are not run again"
+        typer.echo(line, err=True)
+        return
+    if not sweep.trials:
+        c = sweep.config
+        line = (
+            f"{sweep.name}: up to {planned(sweep)} trials ({c.n_trials} points x "
+            f"{len(sweep.seeds)} seed(s)), asked of {c.method} {batch(sweep)} points at a time, "
+            f"on {where}"
+        )
+        if earlier:
+            line += f"; those already FINISHED in experiment {experiment!r} are not run again"
         typer.echo(line, err=True)
         return
     todo = _todo(sweep, earlier)

@@ -1,5 +1,5 @@
-"""The search space of a sweep: lists of values for a grid, distributions for random search
-(`{uniform: [a, b]}`, `{loguniform: [a, b]}`, `{int: [a, b]}`, `{choice: [...]}`), checked
+"""The search space of a sweep: lists of values for a grid, distributions for random search and
+TPE (`{uniform: [a, b]}`, `{loguniform: [a, b]}`, `{int: [a, b]}`, `{choice: [...]}`), checked
 and expanded in a stable order."""
 
 from __future__ import annotations
@@ -75,4 +75,32 @@ def sample(spec: Any, rng: random.Random) -> Any:
         if kind == "uniform"
         else math.exp(rng.uniform(math.log(lo), math.log(hi)))
     )
-    return float(f"{x:.4g}")  # readable in tables and the UI; the hash sees the rounded value
+    return rounded(x)
+
+
+def rounded(x: float) -> float:
+    """A drawn float to 4 significant digits: readable in tables and the UI; the config hash
+    sees the rounded value."""
+    return float(f"{x:.4g}")
+
+
+def corners(params: dict[str, Any], limit: int = 256) -> list[dict[str, Any]]:
+    """Points at the edges of the space, to validate before a search that picks its points as it
+    runs: every combination of each key's ends (every choice, low and high) when there are at
+    most `limit`, else enough points for every end of every key to appear once."""
+    ends = {key: _ends(spec) for key, spec in params.items()}
+    if math.prod(len(e) for e in ends.values()) <= limit:
+        return grid(ends)
+    n = max(len(e) for e in ends.values())
+    return [{key: e[i % len(e)] for key, e in ends.items()} for i in range(n)]
+
+
+def _ends(spec: Any) -> list[Any]:
+    if isinstance(spec, list):
+        return spec
+    ((kind, args),) = spec.items()
+    if kind == "choice":
+        return args
+    if kind == "int":
+        return sorted({args[0], args[1]})
+    return sorted({rounded(float(args[0])), rounded(float(args[1]))})

@@ -3,7 +3,8 @@ of trials out, every trial's config built and checked before anything runs.
 
 Expansion order is stable (grid: `itertools.product` in the file's key order, then the seeds;
 random: draws from `random.Random(seed)` only), so a trial's identity, the hash of its resolved
-config, never changes between runs of the same file.
+config, never changes between runs of the same file. TPE picks its points as the sweep runs
+(runner/commands/search/tpe.py): here its space is checked, at its corners, and no trial made.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import dataclasses
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +37,11 @@ from runner.config.schema import (
     each,
     opt,
 )
-from runner.config.space import check_distribution, draw, grid
+from runner.config.space import check_distribution, corners, draw, grid
 from runner.config.spec import TrialSpec
 from runner.config.yaml_file import apply_overrides, parse_override, read_yaml, set_dotted
 
-METHODS = ("grid", "random", "halving")
+METHODS = ("grid", "random", "halving", "tpe")
 METRICS = (
     "train_loss",
     "train_accuracy",
@@ -52,6 +53,7 @@ METRICS = (
     "lr",
 )
 _LAYER_NORM = re.compile(r"final_grad_norm\.layer_\d+")
+DEFAULT_BATCH = 8  # tpe: points asked at a time when the file gives no `batch`
 _NOT_SWEPT = ("name", "seed")  # the name is not a hyperparameter; seeds have their own key
 
 
@@ -94,10 +96,18 @@ class SweepConfig:
     )
     n_trials: int | None = opt(
         None,
-        f"random: how many points to draw (points x seeds: at most {MAX_TRIALS} trials)",
+        f"random, tpe: how many points to draw (points x seeds: at most {MAX_TRIALS} trials)",
         check=above(0, "e.g. 20"),
     )
-    seed: int = opt(0, "random: seed of the sweep's own draws", check=at_least(0, "use e.g. 0"))
+    seed: int = opt(
+        0, "random, tpe: seed of the sweep's own draws", check=at_least(0, "use e.g. 0")
+    )
+    batch: int | None = opt(
+        None,
+        "tpe: points asked at a time, told once the whole batch has run (default 8); the first "
+        "batch is drawn at random",
+        check=at_least(1, "use e.g. 8"),
+    )
     metric: str = opt("train_loss", "what ranks the trials (its final value)")
     mode: str | None = opt(
         None, "max or min; default: max for accuracies, else min", choices=("max", "min")
@@ -135,12 +145,17 @@ class Sweep:
     config: SweepConfig
     path: Path
     base: RunConfig
-    trials: tuple[SweepTrial, ...]
+    trials: tuple[SweepTrial, ...]  # empty for tpe, which picks its points as it runs
     duplicates: int = 0  # points drawn twice, run once
+    base_data: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def name(self) -> str:
         return self.path.stem
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return self.config.seeds or (self.base.seed,)
 
 
 def load_sweep(path: str | Path, overrides: Sequence[str] = ()) -> Sweep:
@@ -162,6 +177,10 @@ def load_sweep(path: str | Path, overrides: Sequence[str] = ()) -> Sweep:
     seeds = cfg.seeds or (base.seed,)
     n = halving_points(cfg.method, cfg.halving, cfg.n_trials, base.training.steps)
     _check_size(cfg, params, n, len(seeds), src)
+    if cfg.method == "tpe":
+        for point in corners(params):  # a bad range fails here, not halfway through the search
+            _trial_config(base_data, base, point, seeds[0], file)
+        return Sweep(cfg, path, base, (), base_data=base_data)
     points = grid(params) if cfg.is_grid else draw(params, n or 0, cfg.seed)
     trials: list[SweepTrial] = []
     seen: set[str] = set()
@@ -175,7 +194,14 @@ def load_sweep(path: str | Path, overrides: Sequence[str] = ()) -> Sweep:
                 continue
             seen.add(spec.config_hash)
             trials.append(SweepTrial(spec, point, seed))
-    return Sweep(cfg, path, base, tuple(trials), len(points) * len(seeds) - len(trials))
+    duplicates = len(points) * len(seeds) - len(trials)
+    return Sweep(cfg, path, base, tuple(trials), duplicates, base_data)
+
+
+def sweep_trial(sweep: Sweep, point: dict[str, Any], seed: int, index: int) -> SweepTrial:
+    """The trial of a point the search picked while the sweep runs; ConfigError if invalid."""
+    config = _trial_config(sweep.base_data, sweep.base, point, seed, str(sweep.path))
+    return SweepTrial(TrialSpec(config, index=index), point, seed)
 
 
 def _check_params(
@@ -203,7 +229,7 @@ def _check_params(
             raise src.error(where, f"swept here, so --set {key} has no effect; drop the --set")
         if cfg.is_grid:
             if not isinstance(values, list) or not values:
-                draws = "need n_trials" if cfg.method == "halving" else "need method: random"
+                draws = "need n_trials" if cfg.method == "halving" else "need method: random or tpe"
                 raise src.error(
                     where,
                     f"{cfg.method} needs a non-empty list of values, e.g. [0.1, 1.0]; "
@@ -211,10 +237,12 @@ def _check_params(
                 )
         else:
             check_distribution(values, where, src)
-    if cfg.method == "random" and cfg.n_trials is None:
-        raise src.error("n_trials", "required by method: random; set n_trials: 20")
+    if cfg.method in ("random", "tpe") and cfg.n_trials is None:
+        raise src.error("n_trials", f"required by method: {cfg.method}; set n_trials: 20")
     if cfg.method == "grid" and cfg.n_trials is not None:
-        raise src.error("n_trials", "only used by method: random; remove it")
+        raise src.error("n_trials", "only used by method: random, halving and tpe; remove it")
+    if cfg.method != "tpe" and cfg.batch is not None:
+        raise src.error("batch", "only used by method: tpe; remove it")
     return cfg.params
 
 

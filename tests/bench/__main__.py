@@ -11,6 +11,7 @@ BENCHMARKS = {
     "halving": "tests.bench.halving_speed",
     "sweep": "tests.bench.sweep_speed",
     "throughput": "tests.bench.throughput",
+    "tpe": "tests.bench.search_quality",
 }
 
 

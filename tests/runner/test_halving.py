@@ -19,7 +19,7 @@ import pytest
 from mlflow import MlflowClient
 
 from runner.commands.report import Row
-from runner.commands.search.halving import brackets, halving, planned
+from runner.commands.search.halving import brackets, halving, rung_trials
 from runner.commands.sweep import Execution, load, run_sweep
 from runner.config.halving import HalvingConfig, bracket_sizes, rungs
 from runner.errors import ConfigError
@@ -91,13 +91,13 @@ def test_a_halving_grid_and_hyperband_brackets_load(tmp_path):
         ([18, 54], 2),
     ]
     assert [t.spec.index for _, trials in found for t in trials] == list(range(15))
-    assert planned(sweep) == (9 + 3 + 1 + 1) + (4 + 2 + 1) + (2 + 1)
+    assert rung_trials(sweep) == (9 + 3 + 1 + 1) + (4 + 2 + 1) + (2 + 1)
 
 
 def test_the_shipped_halving_sweep_cuts_81_configurations_at_30_90_270_810():
     sweep = load(support.ROOT / "experiments" / "spirals_halving.yaml")
     assert [(stops, len(trials)) for stops, trials in brackets(sweep)] == [([30, 90, 270, 810], 81)]
-    assert planned(sweep) == 81 + 27 + 9 + 3
+    assert rung_trials(sweep) == 81 + 27 + 9 + 3
 
 
 def test_rungs_and_bracket_sizes():

@@ -13,6 +13,7 @@ from collections.abc import Callable, Generator
 
 from runner.commands.report import Row
 from runner.commands.search.halving import halving
+from runner.commands.search.tpe import tpe
 from runner.config.sweep_file import Sweep, SweepTrial
 
 Plan = Generator[list[SweepTrial], list[Row], None]
@@ -28,4 +29,5 @@ SEARCHES: dict[str, Callable[[Sweep], Plan]] = {
     "grid": every_trial,
     "random": every_trial,
     "halving": halving,
+    "tpe": tpe,
 }

@@ -34,7 +34,7 @@ def brackets(sweep: Sweep) -> list[tuple[list[int], list[SweepTrial]]]:
     return found
 
 
-def planned(sweep: Sweep) -> int:
+def rung_trials(sweep: Sweep) -> int:
     """How many rung trials the plan runs when every promoted trial finishes."""
     eta = _halving(sweep).eta
     total = 0
