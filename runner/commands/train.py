@@ -1,4 +1,5 @@
-"""`mgrun train`: validate everything, then train one model in this process and record it."""
+"""`mgrun train`: validate everything, then train one model (in a child process, while this one
+opens the store) and record it."""
 
 from __future__ import annotations
 
@@ -8,16 +9,16 @@ from pathlib import Path
 
 import typer
 
-from runner import interrupts
 from runner.commands.progress import step_progress
 from runner.commands.store import open_tracker
 from runner.config import TrialSpec, check_loss_fits, flatten, load_run_config
 from runner.config.limits import check_name_option
 from runner.datasets import make_dataset
+from runner.execution.background import Background
 from runner.record import Metric
 from runner.redact import mask_uri
 from runner.training.files import kept, make_record
-from runner.training.trial import expected_points, run_trial
+from runner.training.trial import expected_points
 
 
 class _MetricStream:
@@ -66,31 +67,35 @@ def train_command(
     data = make_dataset(cfg.dataset, cfg.seed, cfg.base_dir)
     check_loss_fits(cfg, data)
     spec = TrialSpec(cfg)
+    job = Background(spec, data)  # trains while this process imports mlflow and opens the store
+    try:
+        from runner.tracking import resolve_experiment, resolve_tracking_uri, run_guard
 
-    from runner.tracking import resolve_experiment, resolve_tracking_uri, run_guard
-
-    uri = resolve_tracking_uri(tracking_uri, cfg.tracking.uri)
-    tracker = open_tracker(uri, resolve_experiment(experiment, cfg.tracking.experiment, cfg.name))
-    run_id = tracker.start_run(cfg.name, tags={"mgrun.config_hash": spec.config_hash})
-    with run_guard(tracker, run_id) as guard:
-        tracker.log_params(run_id, flatten(cfg.to_dict()))
-        expected = expected_points(cfg, bool(data.X_test))
-        stream = _MetricStream(tracker, run_id, cfg.tracking.max_points, expected)
-        with step_progress(cfg.training.steps, cfg.name, enabled=show_progress) as bar:
-
-            def on_step(step: int, points: list[Metric]) -> None:
-                stream.add(points)
-                bar.update(step, {key: value for key, value, _ in points})
-                interrupts.check()  # between steps: a signal held back by a write lands here
-
-            try:
-                result = run_trial(spec, on_step=on_step, data=data)
-            finally:
-                stream.flush(final=True)
-        tracker.log_record(run_id, make_record(spec, result, data), params=False, metrics=False)
-        guard.status = "FINISHED" if result.status == "FINISHED" else "FAILED"
-        guard.reason = result.reason
-        guard.traceback = result.traceback
+        uri = resolve_tracking_uri(tracking_uri, cfg.tracking.uri)
+        experiment_name = resolve_experiment(experiment, cfg.tracking.experiment, cfg.name)
+        tracker = open_tracker(uri, experiment_name)
+        run_id = tracker.start_run(cfg.name, tags={"mgrun.config_hash": spec.config_hash})
+        with run_guard(tracker, run_id) as guard:
+            tracker.log_params(run_id, flatten(cfg.to_dict()))
+            expected = expected_points(cfg, bool(data.X_test))
+            stream = _MetricStream(tracker, run_id, cfg.tracking.max_points, expected)
+            with step_progress(cfg.training.steps, cfg.name, enabled=show_progress) as bar:
+                try:
+                    for step, points in job.steps():
+                        stream.add(points)
+                        bar.update(step, {key: value for key, value, _ in points})
+                finally:
+                    stream.flush(final=True)
+            record = job.record()
+            if record.files is None:  # the training process could not draw them: errors show
+                record = make_record(spec, record.result, data)
+            tracker.log_record(run_id, record, params=False, metrics=False)
+            result = record.result
+            guard.status = "FINISHED" if result.status == "FINISHED" else "FAILED"
+            guard.reason = result.reason
+            guard.traceback = result.traceback
+    finally:
+        job.stop()
 
     _summary(result, run_id, uri, tracking_uri is not None, tracker.experiment_id)
     return 0 if result.status == "FINISHED" else 1

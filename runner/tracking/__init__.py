@@ -7,6 +7,8 @@ import os
 # Against a server, MLflow would print two "View run" lines and fetch the run again for every
 # run that ends: one more request and two more lines per sweep trial.
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+# Logging a model reads its files back ("Downloading artifacts: 100%|...|") under our own bar.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 from runner.tracking.links import browse_line, experiment_url, run_url, ui_banner  # noqa: E402
 from runner.tracking.logs import quiet_store_logs  # noqa: E402

@@ -10,10 +10,11 @@ import sys
 from contextlib import closing
 from pathlib import Path
 
+import psutil
 import pytest
 from mlflow import MlflowClient
 
-from tests.support import CONFIGS, wait_for
+from tests.support import CONFIGS, gone, wait_for
 
 MGRUN = [sys.executable, "-m", "runner"]
 
@@ -105,8 +106,11 @@ def test_a_killed_train_leaves_a_run_that_the_next_train_closes(tmp_path):
         stderr=subprocess.DEVNULL,
     )
     (killed, _), *_ = wait_for(lambda: [r for r in _runs(db) if r[1] == "RUNNING"], 120)
+    trainer = psutil.Process(proc.pid).children()  # the model trains in a child process
+    assert len(trainer) == 1
     proc.kill()
     proc.wait(timeout=30)
+    wait_for(lambda: gone(trainer), 30)  # it ends with its parent
     done = mgrun(tmp_path, "train", *args, "--set", "training.steps=5")
     assert done.returncode == 0, done.stderr
     assert "closed 1 run(s) left RUNNING by a dead process as KILLED" in done.stderr
