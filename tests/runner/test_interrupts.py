@@ -234,7 +234,7 @@ FINISHED_CHILDREN = (
 
 @pytest.mark.timeout(300)
 def test_train_interrupted_during_its_metric_writes_ends_killed(tmp_path, template):
-    tries = [(signal.SIGINT, 1), (signal.SIGTERM, 1), (signal.SIGHUP, 1), (signal.SIGINT, 2)]
+    tries = [(signal.SIGINT, 2), (signal.SIGTERM, 1), (signal.SIGHUP, 1)]
     jobs = [
         start(tmp_path, template, f"t{i}", ["train", "fast.yaml"], sig=s, after=n, query=METRICS)
         for i, (s, n) in enumerate(tries)
