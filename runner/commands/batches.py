@@ -17,6 +17,7 @@ from runner.commands.keep_top import run_name
 from runner.commands.progress import SweepBar
 from runner.commands.report import Row
 from runner.commands.rung_runs import (
+    STOPPED,
     Progress,
     complete,
     load_checkpoint,
@@ -30,6 +31,7 @@ from runner.execution.backends import Backend
 from runner.execution.supervisor import run_trials
 from runner.record import TrialRecord
 
+Done = dict[int, tuple[Row, TrialRecord | None]]  # index -> row, and record if run here
 WAIT = 0.5  # seconds between looks at trials that another sweep is training
 
 
@@ -51,7 +53,7 @@ class Batches:
     runs: dict[str, Progress] = field(default_factory=dict)  # halving: by config hash
     history: list[Row] = field(default_factory=list)  # halving: every rung's rows
 
-    def __call__(self, batch: list[SweepTrial]) -> dict[int, tuple[Row, TrialRecord | None]]:
+    def __call__(self, batch: list[SweepTrial]) -> Done:
         if any(t.spec.stop is not None for t in batch):
             going_on = {t.spec.config_hash for t in batch}
             for key, p in self.runs.items():  # the configurations that stopped for good
@@ -62,15 +64,15 @@ class Batches:
             self.history += [done[t.spec.index][0] for t in batch]
         return done
 
-    def _run(self, batch: list[SweepTrial]) -> dict[int, tuple[Row, TrialRecord | None]]:
+    def _run(self, batch: list[SweepTrial]) -> Done:
         """Rows for the batch: from the store, else trained here, else (claimed by another sweep
         on this store) from the store once that sweep has run them."""
-        done: dict[int, tuple[Row, TrialRecord | None]] = {}
+        done: Done = {}
         pending = self._from_store(batch, done)
         while pending:
             keys = {_claim(t): t for t in pending}
             mine, held = self.tracker.claims.take(keys)
-            self._train([keys[k] for k in mine], done)
+            self._train(self._unless_done_meanwhile([keys[k] for k in mine], done), done)
             waiting = [keys[k] for k in held]
             if not waiting:
                 break
@@ -81,10 +83,27 @@ class Batches:
             pending = self._from_store(waiting, done, waited=True)
         return done
 
+    def _unless_done_meanwhile(self, claimed: list[SweepTrial], done: Done) -> list[SweepTrial]:
+        """The claimed trials that still need training: another sweep on this store may have
+        finished some (and let go of their claims) since this one last read the store."""
+        if not claimed:
+            return claimed
+        self.earlier.update(self.tracker.finished_runs())
+        for t in claimed:  # a configuration's rungs that another sweep ran: read them again
+            key = t.spec.config_hash
+            p, run = self.runs.get(key), self.earlier.get(key)
+            if p and run and (run.run_id != p.run_id or int(run.tags.get(STOPPED, -1)) > p.step):
+                del self.runs[key]
+        left = self._from_store(claimed, done, waited=True)
+        for t in claimed:
+            if t not in left:
+                self.tracker.claims.release(_claim(t))
+        return left
+
     def _from_store(
         self,
         trials: list[SweepTrial],
-        done: dict[int, tuple[Row, TrialRecord | None]],
+        done: Done,
         waited: bool = False,
     ) -> list[SweepTrial]:
         """Rows for the trials the store has already; the others."""
@@ -111,9 +130,7 @@ class Batches:
             interrupts.check()
             time.sleep(WAIT)
 
-    def _train(
-        self, trials: list[SweepTrial], done: dict[int, tuple[Row, TrialRecord | None]]
-    ) -> None:
+    def _train(self, trials: list[SweepTrial], done: Done) -> None:
         if not trials:
             return
         by_index = {t.spec.index: self._continued(t) for t in trials}
