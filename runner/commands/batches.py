@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runner import interrupts
+from runner.commands.claiming import claim_key, wait_for_others
 from runner.commands.keep_top import run_name
 from runner.commands.progress import SweepBar
 from runner.commands.report import Row
@@ -32,7 +33,6 @@ from runner.execution.supervisor import run_trials
 from runner.record import TrialRecord
 
 Done = dict[int, tuple[Row, TrialRecord | None]]  # index -> row, and record if run here
-WAIT = 0.5  # seconds between looks at trials that another sweep is training
 
 
 @dataclass
@@ -50,6 +50,7 @@ class Batches:
     bar: SweepBar
     datasets: Callable[..., Dataset] = make_dataset
     full: bool = False
+    since: int = 0  # --fresh: the sweep's start (ms); earlier runs do not count
     runs: dict[str, Progress] = field(default_factory=dict)  # halving: by config hash
     history: list[Row] = field(default_factory=list)  # halving: every rung's rows
 
@@ -70,25 +71,30 @@ class Batches:
         done: Done = {}
         pending = self._from_store(batch, done)
         while pending:
-            keys = {_claim(t): t for t in pending}
+            keys = {claim_key(t): t for t in pending}
             mine, held = self.tracker.claims.take(keys)
             self._train(self._unless_done_meanwhile([keys[k] for k in mine], done), done)
             waiting = [keys[k] for k in held]
             if not waiting:
                 break
-            self._wait_for_others(waiting, held)
-            self.earlier.update(self.tracker.finished_runs())
+            wait_for_others(self.tracker.claims, self.bar, waiting, held)
+            self._reread()
             for t in waiting:  # what the other sweep did is read from the store again
                 self.runs.pop(t.spec.config_hash, None)
             pending = self._from_store(waiting, done, waited=True)
         return done
+
+    def _reread(self) -> None:
+        """What the store holds now; with --fresh, only the runs begun since `since` (ms)."""
+        runs = self.tracker.finished_runs().items()
+        self.earlier.update((k, r) for k, r in runs if r.start_time >= self.since)
 
     def _unless_done_meanwhile(self, claimed: list[SweepTrial], done: Done) -> list[SweepTrial]:
         """The claimed trials that still need training: another sweep on this store may have
         finished some (and let go of their claims) since this one last read the store."""
         if not claimed:
             return claimed
-        self.earlier.update(self.tracker.finished_runs())
+        self._reread()
         for t in claimed:  # a configuration's rungs that another sweep ran: read them again
             key = t.spec.config_hash
             p, run = self.runs.get(key), self.earlier.get(key)
@@ -97,7 +103,7 @@ class Batches:
         left = self._from_store(claimed, done, waited=True)
         for t in claimed:
             if t not in left:
-                self.tracker.claims.release(_claim(t))
+                self.tracker.claims.release(claim_key(t))
         return left
 
     def _from_store(
@@ -118,18 +124,6 @@ class Batches:
                 self.bar.advance(row.status)
         return left
 
-    def _wait_for_others(self, trials: list[SweepTrial], held: dict[str, str]) -> None:
-        """Until another sweep's claim on one of `trials` is released (or its process died)."""
-        who = ", ".join(sorted(set(held.values())))
-        self.bar.note(
-            f"{len(trials)} trial(s) are being trained by another mgrun ({who}) on this store; "
-            "waiting for their runs"
-        )
-        claims = self.tracker.claims
-        while all(claims.holder(_claim(t)) for t in trials):
-            interrupts.check()
-            time.sleep(WAIT)
-
     def _train(self, trials: list[SweepTrial], done: Done) -> None:
         if not trials:
             return
@@ -143,7 +137,7 @@ class Batches:
                     trial = by_index[record.index]
                     with interrupts.protected():  # a signal waits until the trial run is ended
                         row = self._log(trial, record)
-                        claims.release(_claim(trial))
+                        claims.release(claim_key(trial))
                     done[record.index] = (row, record)
                     bar.advance(row.status)
                     if row.status != "FINISHED":
@@ -151,7 +145,7 @@ class Batches:
                     interrupts.check()  # a signal held back or swallowed while logging
         finally:  # interrupted: the trials not run are free for another sweep
             for t in trials:
-                claims.release(_claim(t))
+                claims.release(claim_key(t))
 
     def _resumed(self, t: SweepTrial) -> Row | None:
         """The row of a trial whose config has a run in the store that trained to the end."""
@@ -223,12 +217,6 @@ class Batches:
         checkpoint = record.result.checkpoint
         self.runs[spec.config_hash] = Progress(row.run_id, spec.stop, values, row.full, checkpoint)
         return row
-
-
-def _claim(t: SweepTrial) -> str:
-    """What a sweep claims before training a trial: its config, and for a rung the step."""
-    key = t.spec.config_hash
-    return key if t.spec.stop is None else f"{key}.{t.spec.stop}"
 
 
 def _on_retry(bar: SweepBar):

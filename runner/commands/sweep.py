@@ -189,6 +189,7 @@ def run_sweep(
             run = Batches(tracker, parent, sweep, earlier, backend, execution.retries, bar)
             run.datasets = datasets
             run.full = keep_top is None  # every trial full: the workers draw the pictures
+            run.since = int(time.time() * 1000) if fresh else 0
             batch = next(plan, None)
             while batch is not None:
                 done = run(batch)

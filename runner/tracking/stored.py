@@ -18,11 +18,12 @@ from runner.tracking.entities import HOST
 
 @dataclass(frozen=True)
 class StoredRun:
-    """A run already in the store: its id, latest metric values and tags."""
+    """A run already in the store: its id, latest metric values, tags and start (ms)."""
 
     run_id: str
     metrics: dict[str, float]
     tags: dict[str, str]
+    start_time: int = 0
 
 
 class StoredRuns:
@@ -62,7 +63,7 @@ class StoredRuns:
             key = run.data.tags.get("mgrun.config_hash")
             if key and key not in found:
                 tags, metrics = dict(run.data.tags), dict(run.data.metrics)
-                found[key] = StoredRun(run.info.run_id, metrics, tags)
+                found[key] = StoredRun(run.info.run_id, metrics, tags, run.info.start_time or 0)
         return found
 
     def finished_runs_by_hash(self) -> dict[str, str]:
