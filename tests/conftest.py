@@ -19,3 +19,14 @@ def repo_root() -> Path:
 def sqlite_uri(tmp_path: Path) -> str:
     """A sqlite MLflow store of the test's own, in its temp dir (created on first use)."""
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="session")
+def template(tmp_path_factory) -> Path:
+    """An empty, migrated sqlite store to copy (`support.copied_store`): a test's store, or a
+    process's, then skips MLflow's migrations."""
+    from runner.tracking import Tracker
+
+    db = tmp_path_factory.mktemp("template") / "mlflow.db"
+    Tracker(f"sqlite:///{db}", "Default")
+    return db

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -50,3 +51,8 @@ def gone(procs: list) -> bool:
         except psutil.NoSuchProcess:
             pass
     return True
+
+
+def copied_store(template: Path, where: Path) -> str:
+    """The URI of a copy of the `template` store (a fixture in conftest.py) in `where`."""
+    return f"sqlite:///{shutil.copy(template, where / 'mlflow.db')}"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -25,6 +24,7 @@ from runner.config.halving import HalvingConfig, bracket_sizes, rungs
 from runner.errors import ConfigError
 from runner.execution.backends import Backend, LokyBackend
 from tests import support
+from tests.support import copied_store
 
 BASE = """\
 name: tiny
@@ -161,20 +161,6 @@ def test_hyperband_brackets_move_in_lockstep_each_cut_on_its_own(tmp_path):
 # --- whole sweeps ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory) -> Path:
-    """An empty, migrated store to copy: each sweep then skips MLflow's migrations."""
-    from runner.tracking import Tracker
-
-    db = tmp_path_factory.mktemp("template") / "mlflow.db"
-    Tracker(f"sqlite:///{db}", "Default")
-    return db
-
-
-def store(tmp_path: Path, template: Path) -> str:
-    return f"sqlite:///{shutil.copy(template, tmp_path / 'mlflow.db')}"
-
-
 def sweep(path: Path, uri: str, backend: Backend, keep_top: int = 0) -> dict:
     """Run the sweep here; what must not depend on how it ran: the rungs (trial, rung, step,
     metric, promoted), each configuration's stop and weights, the best trial."""
@@ -220,7 +206,7 @@ def recorded(uri: str) -> dict:
 def serial(tmp_path_factory, template) -> dict:
     """The sweep with one worker: what every other way of running it must match."""
     tmp = tmp_path_factory.mktemp("serial")
-    return sweep(write(tmp), store(tmp, template), Backend(1), keep_top=1)
+    return sweep(write(tmp), copied_store(template, tmp), Backend(1), keep_top=1)
 
 
 def same(found: dict, expected: dict) -> None:
@@ -253,21 +239,21 @@ def test_one_worker_records_every_rung_on_one_run_per_configuration(serial):
 
 @pytest.mark.timeout(120)
 def test_two_workers_decide_and_train_the_same(serial, tmp_path, template):
-    same(sweep(write(tmp_path), store(tmp_path, template), LokyBackend(2)), serial)
+    same(sweep(write(tmp_path), copied_store(template, tmp_path), LokyBackend(2)), serial)
 
 
 @pytest.mark.timeout(180)
 def test_a_local_dask_cluster_decides_and_trains_the_same(serial, tmp_path, template):
     from runner.execution.dask_backend import DaskBackend
 
-    same(sweep(write(tmp_path), store(tmp_path, template), DaskBackend(2)), serial)
+    same(sweep(write(tmp_path), copied_store(template, tmp_path), DaskBackend(2)), serial)
 
 
 @pytest.mark.timeout(180)
 def test_a_sweep_interrupted_by_ctrl_c_resumes_without_redoing_a_finished_rung(
     serial, tmp_path, template
 ):
-    path, uri = write(tmp_path), store(tmp_path, template)
+    path, uri = write(tmp_path), copied_store(template, tmp_path)
     argv = [sys.executable, "-m", "runner", "sweep", str(path), "--no-progress"]
     argv += ["--tracking-uri", uri, "--n-jobs", "1"]
     proc = subprocess.Popen(argv, cwd=support.ROOT, stderr=subprocess.PIPE, text=True)

@@ -135,16 +135,6 @@ training: {steps: 1000000, lr: 0.1, eval_every: 1}
 SWEEP = "base: fast.yaml\nparams: {training.lr: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]}\n"
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory) -> Path:
-    """An empty, migrated store to copy: each process then skips MLflow's migrations."""
-    from runner.tracking import Tracker
-
-    db = tmp_path_factory.mktemp("template") / "mlflow.db"
-    Tracker(f"sqlite:///{db}", "Default")
-    return db
-
-
 @dataclass
 class Job:
     """One mgrun process and its own store, signalled as soon as it has made `after` changes to

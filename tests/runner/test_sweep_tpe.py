@@ -8,7 +8,6 @@ import csv
 import io
 import math
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -28,7 +27,7 @@ from runner.config.sweep_file import load_sweep
 from runner.errors import ConfigError
 from runner.execution.backends import make_backend
 from tests import support
-from tests.support import ROOT, wait_for
+from tests.support import ROOT, copied_store, wait_for
 
 BASE = """\
 name: tiny
@@ -209,20 +208,6 @@ def sweep(path: Path, uri: str, experiment: str, backend: str, n_jobs: int, keep
         runner.close()
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory) -> Path:
-    """An empty, migrated store to copy: each test then skips MLflow's migrations (seconds)."""
-    from runner.tracking import Tracker
-
-    db = tmp_path_factory.mktemp("template") / "mlflow.db"
-    Tracker(f"sqlite:///{db}", "Default")
-    return db
-
-
-def store(template: Path, where: Path) -> str:
-    return f"sqlite:///{shutil.copy(template, where / 'mlflow.db')}"
-
-
 @dataclass
 class Serial:
     """A tpe sweep file, and what one loky worker made of it (the best trial's record full)."""
@@ -236,7 +221,7 @@ class Serial:
 @pytest.fixture(scope="module")
 def serial(tmp_path_factory, template) -> Serial:
     where = tmp_path_factory.mktemp("tpe")
-    path, uri = write_sweep(where), store(template, where)
+    path, uri = write_sweep(where), copied_store(template, where)
     with redirect_stderr(io.StringIO()) as err:
         outcome = sweep(path, uri, "one", "loky", 1, keep_top=1)
     return Serial(path, uri, err.getvalue(), sequence(outcome, uri, "one"))
@@ -264,13 +249,13 @@ def test_tpe_records_and_ranks_like_grid_and_random(serial, tmp_path):
 
 @pytest.mark.timeout(120)
 def test_two_workers_ask_the_same_trials_as_one(serial, tmp_path, template):
-    uri = store(template, tmp_path)
+    uri = copied_store(template, tmp_path)
     assert sequence(sweep(serial.path, uri, "two", "loky", 2), uri, "two") == serial.expected
 
 
 @pytest.mark.timeout(180)
 def test_a_local_dask_cluster_asks_the_same_trials_as_one_core(serial, tmp_path, template):
-    uri = store(template, tmp_path)
+    uri = copied_store(template, tmp_path)
     assert sequence(sweep(serial.path, uri, "dask", "dask", 2), uri, "dask") == serial.expected
 
 
@@ -289,7 +274,7 @@ def finished_children(db: Path) -> int:
 @pytest.mark.timeout(180)
 def test_an_interrupted_tpe_sweep_resumes_with_the_same_trials(serial, tmp_path, template):
     """A real SIGINT once the first batch is recorded; the rerun trains only what is missing."""
-    path, uri, db = serial.path, store(template, tmp_path), tmp_path / "mlflow.db"
+    path, uri, db = serial.path, copied_store(template, tmp_path), tmp_path / "mlflow.db"
     lock, stopped = threading.Lock(), threading.Event()
 
     def ctrl_c() -> None:
