@@ -56,3 +56,17 @@ def gone(procs: list) -> bool:
 def copied_store(template: Path, where: Path) -> str:
     """The URI of a copy of the `template` store (a fixture in conftest.py) in `where`."""
     return f"sqlite:///{shutil.copy(template, where / 'mlflow.db')}"
+
+
+def config_error(load: Callable[[Path], object], path: Path) -> str:
+    """The message of the ConfigError that `load(path)` raises, checked to be what a user gets:
+    one line naming the file, exit code 2."""
+    import pytest
+
+    from runner.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: ") and "\n" not in msg and info.value.exit_code == 2, msg
+    return msg

@@ -21,10 +21,9 @@ from runner.commands.report import Row
 from runner.commands.search.halving import brackets, halving, rung_trials
 from runner.commands.sweep import Execution, load, run_sweep
 from runner.config.halving import HalvingConfig, bracket_sizes, rungs
-from runner.errors import ConfigError
 from runner.execution.backends import Backend, LokyBackend
 from tests import support
-from tests.support import copied_store
+from tests.support import config_error, copied_store
 
 BASE = """\
 name: tiny
@@ -72,11 +71,7 @@ def write(tmp_path: Path, text: str = SWEEP, base: str = BASE) -> Path:
     ],
 )
 def test_invalid_halving_sweeps_name_the_file_the_field_and_the_fix(tmp_path, text, expected):
-    path = write(tmp_path, text)
-    with pytest.raises(ConfigError) as info:
-        load(path)
-    msg = str(info.value)
-    assert msg.startswith(f"{path}: ") and "\n" not in msg and info.value.exit_code == 2
+    msg = config_error(load, write(tmp_path, text))
     assert expected in msg, msg
 
 

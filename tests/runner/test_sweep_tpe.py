@@ -24,10 +24,9 @@ from runner.commands.report import Row, sweep_hash
 from runner.commands.search.tpe import _told, tpe
 from runner.commands.sweep import Execution, load, run_sweep
 from runner.config.sweep_file import load_sweep
-from runner.errors import ConfigError
 from runner.execution.backends import make_backend
 from tests import support
-from tests.support import ROOT, copied_store, wait_for
+from tests.support import ROOT, config_error, copied_store, wait_for
 
 BASE = """\
 name: tiny
@@ -78,12 +77,8 @@ def write_sweep(where: Path, text: str = TPE) -> Path:
     ],
 )
 def test_invalid_tpe_sweeps_name_file_field_and_fix(tmp_path, text, expected):
-    path = write_sweep(tmp_path, text)
-    with pytest.raises(ConfigError) as info:
-        load(path)
-    msg = str(info.value)
-    assert "\n" not in msg and info.value.exit_code == 2
-    assert msg.startswith(f"{path}: ") and expected in msg, msg
+    msg = config_error(load, write_sweep(tmp_path, text))
+    assert expected in msg, msg
 
 
 def test_a_tpe_sweep_makes_no_trials_up_front_and_takes_a_plain_list_as_choices(tmp_path):
