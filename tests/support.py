@@ -70,3 +70,23 @@ def config_error(load: Callable[[Path], object], path: Path) -> str:
     msg = str(info.value)
     assert msg.startswith(f"{path}: ") and "\n" not in msg and info.value.exit_code == 2, msg
     return msg
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def healthy(base: str) -> bool:
+    """Whether an MLflow server at `base` (http://host:port) answers its health check."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(base + "/health", timeout=2) as resp:
+            return resp.read().strip() == b"OK"
+    except OSError:
+        return False

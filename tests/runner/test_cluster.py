@@ -10,13 +10,11 @@ import importlib.util
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,7 +29,7 @@ from runner.errors import BackendError
 from runner.execution.dask_backend import DaskBackend, Timeouts
 from runner.execution.supervisor import run_trials
 from runner.tracking import server_command
-from tests.support import ROOT, wait_for
+from tests.support import ROOT, free_port, healthy, wait_for
 
 register_pickle_by_value(sys.modules[__name__])  # helpers below run on the workers
 Procs = list[subprocess.Popen]
@@ -53,12 +51,6 @@ sys.path[:] = [p for p in sys.path if not os.path.isdir(os.path.join(p or os.get
 from distributed.cli.dask_{} import main
 main()
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def spawn(procs: Procs, argv: list[str], log: Path, **kw) -> subprocess.Popen:
@@ -250,14 +242,6 @@ def test_a_team_setup_sweep_file_names_the_cluster_and_a_tracking_server_stores_
         assert any((tmp_path / "served").rglob("config.yaml"))  # stored by the server
     finally:
         kill_all(procs)
-
-
-def healthy(uri: str) -> bool:
-    try:
-        with urllib.request.urlopen(uri + "/health", timeout=2) as resp:
-            return resp.read().strip() == b"OK"
-    except OSError:
-        return False
 
 
 # --- pre-flight: nothing runs, nothing is recorded ---------------------------------------------

@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,7 +34,7 @@ from runner.tracking import (
 )
 from runner.training.files import make_record
 from runner.training.trial import build_model, run_trial
-from tests.support import CONFIGS
+from tests.support import CONFIGS, free_port
 
 PY = sys.executable
 
@@ -152,7 +151,7 @@ def test_processes_racing_to_create_the_store_agree_on_one_experiment(tmp_path):
 def test_unreachable_server_is_a_clear_error_within_seconds():
     start = time.monotonic()
     with pytest.raises(BackendError, match="no MLflow tracking server answers"):
-        Tracker(f"http://127.0.0.1:{_free_port()}", "x")
+        Tracker(f"http://127.0.0.1:{free_port()}", "x")
     assert time.monotonic() - start < 15
 
 
@@ -437,12 +436,6 @@ def test_resume_sees_finished_hashes_and_closes_runs_of_dead_processes(tracker):
 # --- servers ---------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start(argv: list[str], cwd: Path) -> subprocess.Popen:
     log = open(cwd / "server.log", "wb")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(
@@ -498,7 +491,7 @@ def test_mgrun_ui_serves_the_store_lean_and_local(tracker, tmp_path):
     run_id = tracker.start_run("shown")
     tracker.log_files(run_id, {"config.yaml": "name: shown\n"})
     tracker.end_run(run_id, "FINISHED")
-    port = _free_port()
+    port = free_port()
     argv = ui_command(tracker.uri, port=port)
     assert argv[:2] == ["env", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false"]
     assert argv[argv.index("--host") + 1] == "127.0.0.1"
@@ -529,7 +522,7 @@ def test_a_shared_tracking_server_records_runs_artifacts_and_models(trained, tmp
     cfg, data, result = trained
     server_dir = tmp_path / "server"
     server_dir.mkdir()
-    port = _free_port()
+    port = free_port()
     argv = server_command(
         f"sqlite:///{server_dir}/mlflow.db", str(server_dir / "mlartifacts"), port=port
     )

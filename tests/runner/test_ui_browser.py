@@ -10,18 +10,16 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import urllib.request
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from runner.cli import app
-from tests.support import CONFIGS, ROOT, wait_for
+from tests.support import CONFIGS, ROOT, free_port, healthy, wait_for
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
@@ -42,7 +40,7 @@ def test_the_printed_links_open_the_model_training_view(tmp_path):
     assert run_link, trained.output
     assert run_link.group(1).startswith("http://127.0.0.1:5000/#/experiments/")
 
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "ui.log"
     with open(log, "wb") as out:
         ui = subprocess.Popen(
@@ -54,7 +52,7 @@ def test_the_printed_links_open_the_model_training_view(tmp_path):
         )
     try:
         base = f"http://127.0.0.1:{port}"
-        wait_for(lambda: ui.poll() is not None or _healthy(base), timeout=240)
+        wait_for(lambda: ui.poll() is not None or healthy(base), timeout=240)
         assert ui.poll() is None, log.read_text()[-3000:]
         experiment_link = re.search(r"^  moons +(\S+)$", log.read_text(), re.M)
         assert experiment_link, log.read_text()[-3000:]
@@ -101,20 +99,6 @@ def _page(url: str, tmp_path: Path) -> tuple[str, str]:
     title = re.search(r"<title>(.*?)</title>", page, re.S)
     body = re.sub(r"<(script|style)\b.*?</\1>|<[^>]+>", " ", page, flags=re.S)
     return html.unescape(title.group(1)) if title else "", " ".join(html.unescape(body).split())
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _healthy(base: str) -> bool:
-    try:
-        with urllib.request.urlopen(base + "/health", timeout=5) as resp:
-            return resp.read().strip() == b"OK"
-    except OSError:
-        return False
 
 
 def _stop(proc: subprocess.Popen) -> None:

@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import psutil
@@ -19,23 +18,9 @@ from typer.testing import CliRunner
 from runner.cli import app
 from runner.commands import ui as ui_server
 from runner.errors import MgrunError
-from tests.support import gone, wait_for
+from tests.support import free_port, gone, healthy, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def healthy(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
-            return resp.read().strip() == b"OK"
-    except OSError:
-        return False
 
 
 def listening(port: int) -> bool:
@@ -79,7 +64,9 @@ def test_a_signal_stops_the_ui_and_every_process_it_started(store, tmp_path, sen
             argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
     try:
-        wait_for(lambda: healthy(port) or proc.poll() is not None, timeout=120)
+        wait_for(
+            lambda: healthy(f"http://127.0.0.1:{port}") or proc.poll() is not None, timeout=120
+        )
         assert proc.poll() is None, log.read_text()
         started = psutil.Process(proc.pid).children(recursive=True)
         assert started  # the server and its uvicorn
