@@ -26,6 +26,7 @@ from runner.interrupts import protected
 from runner.record import TrialRecord
 from runner.redact import mask_uri
 from runner.tracking import entities as ent
+from runner.tracking.bulk import BulkWriter
 from runner.tracking.claims import Claims
 from runner.tracking.model import log_model
 from runner.tracking.store import (
@@ -48,6 +49,7 @@ class RunGuard:
     reason: str | None = None
     traceback: str | None = None
     end_time: int | None = None  # ms since the epoch; None: now
+    ended: bool = False  # the block ended the run itself
 
 
 @contextmanager
@@ -63,7 +65,8 @@ def run_guard(tracker: Tracker, run_id: str) -> Iterator[RunGuard]:
     except BaseException as exc:
         tracker.end_run(run_id, "FAILED", f"{type(exc).__name__}: {exc}", tb.format_exc())
         raise
-    tracker.end_run(run_id, guard.status, guard.reason, guard.traceback, guard.end_time)
+    if not guard.ended:
+        tracker.end_run(run_id, guard.status, guard.reason, guard.traceback, guard.end_time)
 
 
 class Tracker(StoredRuns):
@@ -76,7 +79,10 @@ class Tracker(StoredRuns):
         try:
             # Before the client: its store would create a fresh database with artifacts in ./mlruns.
             exp = self._get_or_create_experiment()
-            self.client = Retrying(MlflowClient(uri))
+            client = MlflowClient(uri)
+            self.client = Retrying(client)
+            bulk = BulkWriter.of(client)  # a SQL store: a new run's record in one transaction
+            self.bulk = Retrying(bulk) if bulk else None
         except BackendError:
             raise
         except Exception as exc:  # whatever the store raised, it cannot be used
@@ -176,9 +182,10 @@ class Tracker(StoredRuns):
         parent_run_id: str | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> tuple[str, str | None]:
-        """A trial that is over as one run, in as few store calls as MLflow allows: created with
-        its tags at its real start time, params and metrics in one batch, its files, the model of
-        a full record, ended with its status at its real end time. Returns the run's id and,
+        """A trial that is over as one run, in as few store calls as the store allows: created
+        with its tags at its real start time, its files, the model of a full record, then params
+        and metrics (in one batch, or on a SQL store with the end in one transaction), ended with
+        its status at its real end time. Returns the run's id and,
         when the store failed part way (the run then ends FAILED), what went wrong. Ctrl-C ends
         the run KILLED and propagates."""
         assert record.files is not None, "draw the files before logging the record"
@@ -189,13 +196,17 @@ class Tracker(StoredRuns):
         ).info
         try:
             with run_guard(self, run.run_id) as guard:
-                points = ent.metrics(ent.points(record, True))
-                self._batch(run.run_id, metrics=points, params=ent.params(record.params))
                 self.log_files(run.run_id, record.files, run.artifact_uri)
                 self._model(run.run_id, record)
-                guard.status = "FINISHED" if result.status == "FINISHED" else "FAILED"
-                guard.reason, guard.traceback = result.reason, result.traceback
-                guard.end_time = record.end_ms
+                points, params = ent.metrics(ent.points(record, True)), ent.params(record.params)
+                if self.bulk is not None and result.status == "FINISHED":
+                    self.bulk.write(run.run_id, points, params, end=record.end_ms)
+                    guard.ended = True
+                else:
+                    self._batch(run.run_id, metrics=points, params=params)
+                    guard.status = "FINISHED" if result.status == "FINISHED" else "FAILED"
+                    guard.reason, guard.traceback = result.reason, result.traceback
+                    guard.end_time = record.end_ms
         except Exception as exc:  # ended FAILED by the guard: one trial's record, not the caller's
             return run.run_id, f"{type(exc).__name__}: {exc}"
         return run.run_id, None

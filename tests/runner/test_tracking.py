@@ -32,6 +32,7 @@ from runner.tracking import (
     server_command,
     ui_command,
 )
+from runner.tracking import entities as ent
 from runner.training.files import make_record
 from runner.training.trial import build_model, run_trial
 from tests.support import CONFIGS, free_port
@@ -386,6 +387,41 @@ def test_params_and_metrics_beyond_one_batch_all_arrive(tracker):
             (s, float(s * k)) for s in range(1250)
         ]
     assert run.info.status == "FINISHED" and "mgrun.error" not in run.data.tags
+
+
+def test_a_new_runs_record_in_one_transaction_reads_back_as_log_batch_writes_it(tracker):
+    """The sweep parent's bulk path against MLflow's own log_batch, on the same store."""
+    assert tracker.bulk is not None  # a sqlite store takes the one-transaction path
+    inf, nan = float("inf"), float("nan")
+    points = [(f"m{k}", float(s * k) / 7, s) for s in range(150) for k in range(3)]
+    points += [("odd", v, s) for s, v in enumerate([inf, -inf, nan, 0.0, 1e-300, -2.5])]
+    points += [("odd", 0.5, 5), ("tie", 1.0, 3), ("tie", 2.0, 3), ("tie", 0.5, 3)]
+    points += [("tie", 1.0, 3), ("late", 9.0, 7), ("late", 1.0, 2), ("nan_last", nan, 4)]
+    metrics = ent.metrics(points)
+    params = ent.params({f"p.{i:03d}": i for i in range(40)} | {"list": [16, 16], "s": "é"})
+    theirs, ours = tracker.start_run("log_batch"), tracker.start_run("bulk")
+    tracker.client.log_batch(theirs, metrics=metrics[:900], params=params)
+    tracker.client.log_batch(theirs, metrics=metrics[900:])
+    tracker.bulk.write(ours, metrics, params)
+
+    def stored(run_id):
+        run = tracker.client.get_run(run_id)
+        keys = sorted(run.data.metrics)
+        history = {
+            k: sorted(
+                (m.step, m.timestamp, repr(m.value))
+                for m in tracker.client.get_metric_history(run_id, k)
+            )
+            for k in keys
+        }
+        latest = {k: repr(v) for k, v in run.data.metrics.items()}
+        return run.data.params, latest, history
+
+    assert stored(ours) == stored(theirs)
+    assert len(stored(ours)[2]["m2"]) == 150 and stored(ours)[1]["late"] == "9.0"
+    with pytest.raises(Exception, match="UNIQUE|IntegrityError"):  # one transaction: all or none
+        tracker.bulk.write(ours, ent.metrics([("fresh", 1.0, 0)]), params[:1])
+    assert "fresh" not in tracker.client.get_run(ours).data.metrics
 
 
 def test_child_runs_point_at_their_parent(tracker):

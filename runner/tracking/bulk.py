@@ -1,0 +1,75 @@
+"""The first write of a new run's params and metric points, in one transaction.
+
+MLflow's `log_batch` on a SQL store spends most of its time in the ORM: a session and a commit
+for params, another for metrics, and an object per point, then a query and an object per key
+for the latest values. A sweep's parent writes every trial's record to a run it has just
+created and nobody else writes to, so the rows can go in as two multi-row inserts and the
+latest values be computed here. MLflow's own validation, value sanitising and table models are
+used, so what the store holds is what `log_batch` would have written (a test compares both).
+Other stores (servers) take `log_batch`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from mlflow.entities import Metric, Param
+from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric, SqlParam
+from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+from mlflow.utils.validation import _validate_metric, _validate_param, _validate_run_id
+
+
+class BulkWriter:
+    """Writes a fresh run's params and metric points into a SQL store in one transaction."""
+
+    def __init__(self, store: SqlAlchemyStore):
+        self.store = store
+
+    @classmethod
+    def of(cls, client: Any) -> BulkWriter | None:
+        """A writer for the SQL store behind an MlflowClient; None for any other store."""
+        store = getattr(getattr(client, "_tracking_client", None), "store", None)
+        return cls(store) if isinstance(store, SqlAlchemyStore) else None
+
+    def write(
+        self,
+        run_id: str,
+        metrics: Sequence[Metric],
+        params: Sequence[Param],
+        end: int | None = None,
+    ) -> None:
+        """Params and points of a RUNNING run that has neither yet and, with `end` (ms since
+        the epoch), the run FINISHED then. A primary key clash raises and writes nothing."""
+        _validate_run_id(run_id)
+        for i, p in enumerate(params):
+            _validate_param(p.key, p.value, path=f"params[{i}]")
+        rows, latest, seen = [], {}, set()
+        for i, m in enumerate(metrics):
+            _validate_metric(m.key, m.value, m.timestamp, m.step, path=f"metrics[{i}]")
+            is_nan, value = self.store.sanitize_metric_value(m.value)
+            if (m.key, value, is_nan, m.timestamp, m.step) in seen:
+                continue  # log_batch drops repeated points too
+            seen.add((m.key, value, is_nan, m.timestamp, m.step))
+            row = dict(run_uuid=run_id, key=m.key, value=value, timestamp=m.timestamp)
+            rows.append(row | {"step": m.step, "is_nan": is_nan})
+            # MLflow's rule: the latest is the greatest (step, timestamp, value), first on ties
+            old = latest.get(m.key)
+            if old is None or (m.step, m.timestamp, value) > (
+                old["step"],
+                old["timestamp"],
+                old["value"],
+            ):
+                latest[m.key] = rows[-1]
+        with self.store.ManagedSessionMaker(read_only=False) as session:
+            run = self.store._get_run(run_uuid=run_id, session=session)
+            self.store._check_run_is_active(run)
+            sql = session.connection()  # the tables' own inserts: no ORM object per row
+            if params:
+                values = [{"run_uuid": run_id, "key": p.key, "value": p.value} for p in params]
+                sql.execute(SqlParam.__table__.insert(), values)
+            if rows:
+                sql.execute(SqlMetric.__table__.insert(), rows)
+                sql.execute(SqlLatestMetric.__table__.insert(), list(latest.values()))
+            if end is not None:  # as set_terminated would: the ORM row is flushed on commit
+                run.status, run.end_time = "FINISHED", end
