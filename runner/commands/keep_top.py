@@ -9,11 +9,14 @@ import heapq
 import io
 import json
 from collections.abc import Callable
+from contextlib import closing
 from typing import Any
 
 from runner.commands.report import Row, rank_key, ranked
 from runner.config.sweep_file import Sweep, SweepTrial
 from runner.datasets import Dataset
+from runner.execution.backends import Backend
+from runner.execution.supervisor import draw_full
 from runner.record import Metric, TrialRecord, TrialResult
 from runner.training.files import make_record
 
@@ -79,36 +82,45 @@ def give_full_records(
     kept: Candidates,
     datasets: Callable[..., Dataset],
     k: int | None,
+    backend: Backend,
 ) -> list[Row]:
-    """Full records for the best `k` finished trials (None: all) whose runs lack them; the rows
-    that got one."""
+    """Full records for the best `k` finished trials (None: all) whose runs lack them, drawn by
+    the workers and logged as each arrives; the rows that got one."""
     top = [r for r in ranked(rows, sweep.config.maximize) if r.status == "FINISHED"]
-    done = []
-    for row in top if k is None else top[:k]:
-        # another sweep on this store may be drawing the same run's record right now
-        if row.full or not tracker.claims.take([f"{row.run_id}.full"])[0]:
-            continue
-        try:
-            if _give_full(tracker, row, kept, datasets):
-                done.append(row)
-        finally:
+    todo: dict[int, tuple[Row, TrialRecord]] = {}
+    try:
+        for row in top if k is None else top[:k]:
+            # another sweep on this store may be drawing the same run's record right now
+            if row.full or not tracker.claims.take([f"{row.run_id}.full"])[0]:
+                continue
+            if record := _needs_full(tracker, row, kept):
+                todo[row.trial.spec.index] = (row, record)
+            else:
+                tracker.claims.release(f"{row.run_id}.full")
+        pairs = [(row.trial.spec, record.result) for row, record in todo.values()]
+        with closing(draw_full(pairs, backend)) as drawn:  # on Ctrl-C, closing stops the workers
+            for record in drawn:
+                row, _ = todo[record.index]
+                spec = row.trial.spec
+                if record.files is None:  # the worker could not draw: here, errors and all
+                    data = datasets(spec.config.dataset, spec.config.seed, spec.config.base_dir)
+                    record = make_record(spec, record.result, data, full=True)
+                tracker.add_full(row.run_id, record)
+                row.full = True
+    finally:
+        for row, _ in todo.values():
             tracker.claims.release(f"{row.run_id}.full")
-    return done
+    return [row for row, _ in todo.values() if row.full]
 
 
-def _give_full(tracker: Any, row: Row, kept: Candidates, datasets: Callable[..., Dataset]) -> bool:
-    spec = row.trial.spec
-    cfg = spec.config
-    if tracker.run_tag(row.run_id, "mgrun.record") == "full":  # another sweep drew it meanwhile
+def _needs_full(tracker: Any, row: Row, kept: Candidates) -> TrialRecord | None:
+    """The lean record to draw the trial's full one from; None when its run has one already
+    (another sweep drew it meanwhile) or nothing to draw from."""
+    if tracker.run_tag(row.run_id, "mgrun.record") == "full":
         row.full = True
-        return False
-    record = kept.get(spec.index) or _from_store(tracker, row)
-    if record is None:
-        return False  # an earlier run without its files: nothing to draw from
-    data = datasets(cfg.dataset, cfg.seed, cfg.base_dir)
-    tracker.add_full(row.run_id, make_record(spec, record.result, data, full=True))
-    row.full = True
-    return True
+        return None
+    # None: an earlier run without its files
+    return kept.get(row.trial.spec.index) or _from_store(tracker, row)
 
 
 def _from_store(tracker: Any, row: Row) -> TrialRecord | None:

@@ -210,7 +210,7 @@ def run_sweep(
             tracker.log_files(
                 parent, {"trials.yaml": trials_yaml(sweep, [r.trial for r in ordered])}
             )
-        give_full_records(tracker, sweep, ordered, kept, datasets, keep_top)
+        give_full_records(tracker, sweep, ordered, kept, datasets, keep_top, backend)
         best = best_row(ordered, sweep.config.maximize)
         log_summary(tracker, parent, sweep, ordered, best)
     elapsed = time.perf_counter() - start

@@ -21,8 +21,8 @@ from joblib import delayed
 
 from runner.config.spec import TrialSpec
 from runner.execution.local import Backend
-from runner.execution.worker import died, work
-from runner.record import TrialRecord
+from runner.execution.worker import died, draw, work
+from runner.record import TrialRecord, TrialResult
 
 OnRetry = Callable[[TrialSpec, str], None]  # (trial, what happened) before it runs again
 # A round yields records, then returns the trials it lost, the indices marked started, and why.
@@ -60,6 +60,24 @@ def run_trials(
         else:
             alone.append(spec)
             _notify(on_retry, spec, f"its worker died ({error}); running it again")
+
+
+def draw_full(
+    trials: Sequence[tuple[TrialSpec, TrialResult]], backend: Backend
+) -> Iterator[TrialRecord]:
+    """Full records of trials that are over, drawn by the workers, in completion order. Those a
+    dying worker took with it come back without files, for the parent to draw."""
+    drawn: set[int] = set()
+    try:
+        for record in backend.parallel()(delayed(draw)(s, r) for s, r in trials):
+            drawn.add(record.index)
+            yield record
+    except Exception as exc:
+        if not backend.worker_died(exc):
+            raise
+        for spec, result in trials:
+            if spec.index not in drawn:
+                yield TrialRecord(result, {}, None)
 
 
 def _round(batch: list[TrialSpec], backend: Backend, full: bool) -> Round:

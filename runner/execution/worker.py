@@ -35,6 +35,16 @@ def work(
     return record
 
 
+def draw(spec: TrialSpec, result: TrialResult) -> TrialRecord:
+    """The full record of a trial that is over, from its result (its weights), without training
+    again; without files when drawing fails, for the parent to try."""
+    data = _dataset(spec)
+    try:
+        return make_record(spec, result, data, full=True)
+    except Exception:
+        return make_record(spec, result, data, full=True, draw=False)
+
+
 def died(spec: TrialSpec, reason: str) -> TrialRecord:
     """The record of a trial that never came back: its worker died."""
     return make_record(spec, TrialResult.of(spec, "FAILED", reason), None, False, draw=False)
