@@ -1,12 +1,13 @@
-"""The first write of a new run's params and metric points, in one transaction.
+"""A new run's params, metric points and end, written in one transaction.
 
 MLflow's `log_batch` on a SQL store spends most of its time in the ORM: a session and a commit
 for params, another for metrics, and an object per point, then a query and an object per key
 for the latest values. A sweep's parent writes every trial's record to a run it has just
 created and nobody else writes to, so the rows can go in as two multi-row inserts and the
-latest values be computed here. MLflow's own validation, value sanitising and table models are
-used, so what the store holds is what `log_batch` would have written (a test compares both).
-Other stores (servers) take `log_batch`.
+latest values be computed here; the run is ended FINISHED in the same commit. MLflow's own
+validation, value sanitising and table models are used, so what the store holds is what
+`log_batch` and `set_terminated` would have written (a test compares them). Other stores
+(servers) take `log_batch`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from mlflow.utils.validation import _validate_metric, _validate_param, _validate
 
 
 class BulkWriter:
-    """Writes a fresh run's params and metric points into a SQL store in one transaction."""
+    """Writes a fresh run's params and metric points (and its end) to a SQL store at once."""
 
     def __init__(self, store: SqlAlchemyStore):
         self.store = store

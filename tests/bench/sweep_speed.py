@@ -44,8 +44,8 @@ PARTS = (
     ("files: gradient plot", "final_gradients"),
     ("files: decision boundary", "decision_boundary"),
     ("files: expression graph", "graph_files"),
-    ("upload the files", "log_artifacts"),
-    ("pyfunc model", "_log_model"),
+    ("write the files", "log_files"),
+    ("pyfunc model", "log_model"),
     ("params, metrics, tags", "_batch"),
 )
 

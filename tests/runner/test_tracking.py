@@ -390,7 +390,7 @@ def test_params_and_metrics_beyond_one_batch_all_arrive(tracker):
 
 
 def test_a_new_runs_record_in_one_transaction_reads_back_as_log_batch_writes_it(tracker):
-    """The sweep parent's bulk path against MLflow's own log_batch, on the same store."""
+    """The sweep parent's bulk path against MLflow's own log_batch and set_terminated."""
     assert tracker.bulk is not None  # a sqlite store takes the one-transaction path
     inf, nan = float("inf"), float("nan")
     points = [(f"m{k}", float(s * k) / 7, s) for s in range(150) for k in range(3)]
@@ -402,7 +402,9 @@ def test_a_new_runs_record_in_one_transaction_reads_back_as_log_batch_writes_it(
     theirs, ours = tracker.start_run("log_batch"), tracker.start_run("bulk")
     tracker.client.log_batch(theirs, metrics=metrics[:900], params=params)
     tracker.client.log_batch(theirs, metrics=metrics[900:])
-    tracker.bulk.write(ours, metrics, params)
+    end = metrics[0].timestamp + 1234
+    tracker.client.set_terminated(theirs, "FINISHED", end)
+    tracker.bulk.write(ours, metrics, params, end=end)
 
     def stored(run_id):
         run = tracker.client.get_run(run_id)
@@ -415,10 +417,11 @@ def test_a_new_runs_record_in_one_transaction_reads_back_as_log_batch_writes_it(
             for k in keys
         }
         latest = {k: repr(v) for k, v in run.data.metrics.items()}
-        return run.data.params, latest, history
+        return run.data.params, latest, history, run.info.status, run.info.end_time
 
     assert stored(ours) == stored(theirs)
     assert len(stored(ours)[2]["m2"]) == 150 and stored(ours)[1]["late"] == "9.0"
+    assert stored(ours)[3:] == ("FINISHED", end)
     with pytest.raises(Exception, match="UNIQUE|IntegrityError"):  # one transaction: all or none
         tracker.bulk.write(ours, ent.metrics([("fresh", 1.0, 0)]), params[:1])
     assert "fresh" not in tracker.client.get_run(ours).data.metrics
