@@ -7,7 +7,7 @@ created and nobody else writes to, so the rows can go in as two multi-row insert
 latest values be computed here; the run is ended FINISHED in the same commit. MLflow's own
 validation, value sanitising and table models are used, so what the store holds is what
 `log_batch` and `set_terminated` would have written (a test compares them). Other stores
-(servers) take `log_batch`.
+(servers, PostgreSQL, MySQL: untested here) take `log_batch`.
 """
 
 from __future__ import annotations
@@ -28,11 +28,14 @@ class BulkWriter:
 
     @classmethod
     def of(cls, client: Any) -> BulkWriter | None:
-        """A writer for the SQL store behind an MlflowClient; None for any other store."""
+        """A writer for the sqlite store behind an MlflowClient; None for any other store (the
+        path is compared with log_batch on sqlite only)."""
         store = getattr(getattr(client, "_tracking_client", None), "store", None)
         # Not imported here: a client of a server never loads MLflow's SQL store (~0.8 s).
         sql = sys.modules.get("mlflow.store.tracking.sqlalchemy_store")
-        return cls(store) if sql and isinstance(store, sql.SqlAlchemyStore) else None
+        if sql and isinstance(store, sql.SqlAlchemyStore) and store.db_type == "sqlite":
+            return cls(store)
+        return None
 
     def write(
         self,
