@@ -180,7 +180,8 @@ def test_a_sweep_on_a_cluster_matches_a_serial_run_bit_for_bit(
     assert f"Dask scheduler {address}: 2 worker(s), 2 thread(s)" in err
     assert trials(sqlite(tmp_path)) == serial
     after = cluster.run(executed)
-    assert sum(after.values()) - sum(before.values()) == 4  # the trials ran there, not here
+    # the 4 trials, then the pictures of the best 3 (--keep-top's default), ran there, not here
+    assert sum(after.values()) - sum(before.values()) == 4 + 3
     assert cluster.run(imported, "runner.training.trial") == {w: True for w in after}
     assert cluster.run(imported, "mlflow") == {w: False for w in after}
 
