@@ -88,15 +88,15 @@ def give_full_records(
     the workers and logged as each arrives; the rows that got one."""
     top = [r for r in ranked(rows, sweep.config.maximize) if r.status == "FINISHED"]
     todo: dict[int, tuple[Row, TrialRecord]] = {}
+    claimed: list[str] = []
     try:
         for row in top if k is None else top[:k]:
             # another sweep on this store may be drawing the same run's record right now
             if row.full or not tracker.claims.take([f"{row.run_id}.full"])[0]:
                 continue
+            claimed.append(f"{row.run_id}.full")
             if record := _needs_full(tracker, row, kept):
                 todo[row.trial.spec.index] = (row, record)
-            else:
-                tracker.claims.release(f"{row.run_id}.full")
         pairs = [(row.trial.spec, record.result) for row, record in todo.values()]
         with closing(draw_full(pairs, backend)) as drawn:  # on Ctrl-C, closing stops the workers
             for record in drawn:
@@ -108,8 +108,8 @@ def give_full_records(
                 tracker.add_full(row.run_id, record)
                 row.full = True
     finally:
-        for row, _ in todo.values():
-            tracker.claims.release(f"{row.run_id}.full")
+        for key in claimed:
+            tracker.claims.release(key)
     return [row for row, _ in todo.values() if row.full]
 
 
