@@ -79,6 +79,20 @@ def test_every_child_is_lean_and_only_the_best_k_are_full(tmp_path, sqlite_uri):
         assert run.info.run_name == f"lr={run.data.params['training.lr']} seed=3"
 
 
+def test_keep_top_all_gives_every_child_its_model_params_and_every_point(tmp_path, sqlite_uri):
+    path = support.write_sweep(tmp_path, "params: {training.lr: [0.02, 0.1, 0.3]}\n", BASE)
+    sweep(path, sqlite_uri, "--keep-top", "all")
+    client = MlflowClient(sqlite_uri)
+    runs = children(sqlite_uri)
+    assert len(runs) == 3 and {r.info.status for r in runs} == {"FINISHED"}
+    for run in runs:  # the model is logged before the params and points: nothing clashes
+        run_id = run.info.run_id
+        assert files(sqlite_uri, run_id) >= LEAN | FULL and models(sqlite_uri, run_id) == 1
+        assert run.data.tags["mgrun.record"] == "full" and run.data.params["model.hidden"] == "[4]"
+        steps = [m.step for m in client.get_metric_history(run_id, "train_loss")]
+        assert sorted(steps) == list(range(12)), steps
+
+
 def test_a_resumed_sweep_gives_its_new_top_their_full_records(tmp_path, sqlite_uri):
     path = support.write_sweep(tmp_path, "params: {training.lr: [0.02, 0.1, 0.3]}\n", BASE)
     sweep(path, sqlite_uri, "--keep-top", "1")
