@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from runner.interrupts import protected
 from runner.tracking.entities import HOST
 from runner.tracking.store import artifact_root, locked
 from runner.tracking.stored import alive
@@ -34,11 +35,12 @@ class Claims:
             return keys, {}
         self.dir.mkdir(parents=True, exist_ok=True)
         taken, held = [], {}
-        with locked(self.dir):  # a stale claim is replaced by one process only
+        # one process replaces a stale claim; Ctrl-C waits until every claim is also in `mine`
+        with locked(self.dir), protected():
             for key in keys:
                 holder = self.holder(key)
                 if holder is None or holder == self.me:
-                    (self.dir / key).write_text(self.me)
+                    self._write(key)
                     self.mine.add(key)
                     taken.append(key)
                 else:
@@ -53,9 +55,16 @@ class Claims:
         except (FileNotFoundError, NotADirectoryError):
             return None
         host, _, pid = text.partition(" ")
-        if host == HOST and (not pid.isdigit() or not alive(int(pid))):
-            return None
+        if not host or not pid.isdigit() or (host == HOST and not alive(int(pid))):
+            return None  # not a claim mgrun writes (see `_write`), or its process is gone
         return text
+
+    def _write(self, key: str) -> None:
+        """The claim appears whole or not at all: a reader never sees an empty file."""
+        assert self.dir is not None
+        part = self.dir / f".{key}.{os.getpid()}"
+        part.write_text(self.me)
+        os.replace(part, self.dir / key)
 
     def release(self, key: str) -> None:
         if self.dir is not None and key in self.mine:

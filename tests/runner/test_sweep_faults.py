@@ -41,11 +41,11 @@ def start(tmp_path: Path, path: Path, *args: str) -> subprocess.Popen:
     )
 
 
-def rerun(tmp_path: Path, path: Path) -> tuple[int, str]:
+def rerun(tmp_path: Path, path: Path, *args: str) -> tuple[int, str]:
     """The same sweep again, in this process (quicker to start); stdout and stderr together."""
     from runner.cli import app
 
-    argv = ["sweep", str(path), "--no-progress", "--n-jobs", "2"]
+    argv = ["sweep", str(path), "--no-progress", "--n-jobs", "2", *args]
     result = CliRunner().invoke(
         app, [*argv, "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
     )
@@ -198,3 +198,27 @@ def test_two_identical_sweeps_at_once_train_each_trial_once(tmp_path):
     assert statuses == {"FINISHED"}
     claims = (tmp_path / "mlruns" / ".mgrun-claims").rglob("*")
     assert not [c for c in claims if c.is_file()]  # all given back
+
+
+@pytest.mark.timeout(300)
+def test_a_torn_or_foreign_claim_file_holds_no_sweep(tmp_path):
+    """A claim cut short (its writer interrupted) or not written by mgrun is no claim: the sweep
+    trains those trials instead of waiting for a holder that does not exist."""
+    fast = BASE.replace("steps: 1500", "steps: 20")
+    path = support.write_sweep(tmp_path, "params: {training.lr: [0.1, 0.2]}\n", fast, "slow.yaml")
+    code, out = rerun(tmp_path, path)
+    assert code == 0, out
+    (claims,) = (tmp_path / "mlruns" / ".mgrun-claims").iterdir()
+    db = tmp_path / "mlflow.db"
+    query = "SELECT value FROM tags WHERE key = 'mgrun.config_hash'"
+    with closing(sqlite3.connect(db)) as con:
+        first = sorted(h for (h,) in con.execute(query))
+    assert len(first) == 2
+    for key, junk in zip(sorted(set(first)), ["", "not a claim"], strict=True):
+        (claims / key).write_text(junk)
+    code, out = rerun(tmp_path, path, "--fresh")
+    assert code == 0, out
+    assert "waiting" not in out and "2 trials: 2 finished" in out
+    with closing(sqlite3.connect(db)) as con:
+        assert sorted(h for (h,) in con.execute(query)) == sorted(first * 2)
+    assert not [c for c in claims.iterdir()]  # the junk was taken over, then given back
