@@ -21,7 +21,7 @@ from mlflow.utils.validation import _validate_metric, _validate_param, _validate
 
 
 class BulkWriter:
-    """Writes a fresh run's params and metric points (and its end) to a SQL store at once."""
+    """Writes a fresh run's params and metric points (and its end) to a sqlite store at once."""
 
     def __init__(self, store: Any):
         self.store = store
@@ -51,23 +51,21 @@ class BulkWriter:
         _validate_run_id(run_id)
         for i, p in enumerate(params):
             _validate_param(p.key, p.value, path=f"params[{i}]")
-        rows, latest, seen = [], {}, set()
+        rows: list[dict[str, Any]] = []
+        latest: dict[str, dict[str, Any]] = {}
+        seen: set[tuple] = set()
         for i, m in enumerate(metrics):
             _validate_metric(m.key, m.value, m.timestamp, m.step, path=f"metrics[{i}]")
             is_nan, value = self.store.sanitize_metric_value(m.value)
-            if (m.key, value, is_nan, m.timestamp, m.step) in seen:
+            if (identity := (m.key, value, is_nan, m.timestamp, m.step)) in seen:
                 continue  # log_batch drops repeated points too
-            seen.add((m.key, value, is_nan, m.timestamp, m.step))
-            row = dict(run_uuid=run_id, key=m.key, value=value, timestamp=m.timestamp)
-            rows.append(row | {"step": m.step, "is_nan": is_nan})
-            # MLflow's rule: the latest is the greatest (step, timestamp, value), first on ties
+            seen.add(identity)
+            row = {"run_uuid": run_id, "key": m.key, "value": value, "timestamp": m.timestamp}
+            row |= {"step": m.step, "is_nan": is_nan}
+            rows.append(row)
             old = latest.get(m.key)
-            if old is None or (m.step, m.timestamp, value) > (
-                old["step"],
-                old["timestamp"],
-                old["value"],
-            ):
-                latest[m.key] = rows[-1]
+            if old is None or _recency(row) > _recency(old):  # ties: the first stays
+                latest[m.key] = row
         with self.store.ManagedSessionMaker(read_only=False) as session:
             run = self.store._get_run(run_uuid=run_id, session=session)
             self.store._check_run_is_active(run)
@@ -80,3 +78,8 @@ class BulkWriter:
                 sql.execute(SqlLatestMetric.__table__.insert(), list(latest.values()))
             if end is not None:  # as set_terminated would: the ORM row is flushed on commit
                 run.status, run.end_time = "FINISHED", end
+
+
+def _recency(row: dict[str, Any]) -> tuple:
+    """MLflow's order of a metric's values: the latest is the greatest (step, time, value)."""
+    return row["step"], row["timestamp"], row["value"]

@@ -81,7 +81,7 @@ class Tracker(StoredRuns):
             exp = self._get_or_create_experiment()
             client = MlflowClient(uri)
             self.client = Retrying(client)
-            bulk = BulkWriter.of(client)  # a SQL store: a new run's record in one transaction
+            bulk = BulkWriter.of(client)  # sqlite: a new run's record in one transaction
             self.bulk = Retrying(bulk) if bulk else None
         except BackendError:
             raise
@@ -184,10 +184,9 @@ class Tracker(StoredRuns):
     ) -> tuple[str, str | None]:
         """A trial that is over as one run, in as few store calls as the store allows: created
         with its tags at its real start time, its files, the model of a full record, then params
-        and metrics (in one batch, or on a SQL store with the end in one transaction), ended with
-        its status at its real end time. Returns the run's id and,
-        when the store failed part way (the run then ends FAILED), what went wrong. Ctrl-C ends
-        the run KILLED and propagates."""
+        and metrics, ended with its status at its real end time (on sqlite the last three in one
+        transaction). Returns the run's id and, when the store failed part way (the run then
+        ends FAILED), what went wrong. Ctrl-C ends the run KILLED and propagates."""
         assert record.files is not None, "draw the files before logging the record"
         result = record.result
         all_tags = ent.owner(parent_run_id) | ent.record_tags(record) | dict(tags or {})
