@@ -92,9 +92,10 @@ def give_full_records(
     try:
         for row in top if k is None else top[:k]:
             # another sweep on this store may be drawing the same run's record right now
-            if row.full or not tracker.claims.take([f"{row.run_id}.full"])[0]:
+            key = f"{row.run_id}.full"
+            if row.full or not tracker.claims.take([key])[0]:
                 continue
-            claimed.append(f"{row.run_id}.full")
+            claimed.append(key)
             if record := _needs_full(tracker, row, kept):
                 todo[row.trial.spec.index] = (row, record)
         pairs = [(row.trial.spec, record.result) for row, record in todo.values()]

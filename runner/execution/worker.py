@@ -26,10 +26,7 @@ def work(
         mark.write_text(str(os.getpid()))
     data = _dataset(spec)
     result = run_trial(spec, data=data)  # builds (and reports) the dataset if it failed here
-    try:
-        record = make_record(spec, result, data, full)
-    except Exception:  # the parent draws them again and reports the error against this trial
-        record = make_record(spec, result, data, full, draw=False)
+    record = _record(spec, result, data, full)
     if mark:
         mark.unlink(missing_ok=True)
     return record
@@ -38,11 +35,14 @@ def work(
 def draw(spec: TrialSpec, result: TrialResult) -> TrialRecord:
     """The full record of a trial that is over, from its result (its weights), without training
     again; without files when drawing fails, for the parent to try."""
-    data = _dataset(spec)
+    return _record(spec, result, _dataset(spec), full=True)
+
+
+def _record(spec: TrialSpec, result: TrialResult, data: Dataset | None, full: bool) -> TrialRecord:
     try:
-        return make_record(spec, result, data, full=True)
-    except Exception:
-        return make_record(spec, result, data, full=True, draw=False)
+        return make_record(spec, result, data, full)
+    except Exception:  # the parent draws them again and reports the error against this trial
+        return make_record(spec, result, data, full, draw=False)
 
 
 def died(spec: TrialSpec, reason: str) -> TrialRecord:
